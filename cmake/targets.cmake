@@ -1,0 +1,54 @@
+# Halide target lists (DESIGN.md, "Targets"). x86 libraries are multi-target with the most
+# specific target first: Halide's wrapper picks the first one the CPU can run, and
+# runtime/src/isa.cpp can narrow that choice to force an ISA. The plain x86-64 target is the
+# `scalar` one (the generators give it the naive schedule).
+set(HALIBIT_TARGET_AVX512 "x86-64-linux-sse41-avx-f16c-fma-avx2-avx512-avx512_skylake-avx512_cannonlake-avx512_sapphirerapids")
+# Halide 14 compiles avx512_sapphirerapids with LLVM's sapphirerapids CPU, which may emit
+# AVX512-FP16 (absent on AMD Zen 4); tests/check_codegen.cmake fails any kernel that does. Kernels
+# that need neither vpopcntd nor VNNI use the cannonlake tier, which every AVX-512 CPU we
+# target has.
+set(HALIBIT_TARGET_AVX512_BASE "x86-64-linux-sse41-avx-f16c-fma-avx2-avx512-avx512_skylake-avx512_cannonlake")
+set(HALIBIT_TARGET_AVX2 "x86-64-linux-sse41-avx-f16c-fma-avx2")
+set(HALIBIT_TARGET_SCALAR "x86-64-linux")
+set(HALIBIT_TARGET_ARM64 "arm-64-linux")
+
+if (CMAKE_SYSTEM_PROCESSOR MATCHES "aarch64|arm64")
+    set(HALIBIT_TARGETS "${HALIBIT_TARGET_ARM64}")
+    set(HALIBIT_ISAS arm64)
+else ()
+    set(HALIBIT_TARGETS "${HALIBIT_TARGET_AVX512}" "${HALIBIT_TARGET_AVX2}" "${HALIBIT_TARGET_SCALAR}")
+    set(HALIBIT_ISAS avx512 avx2 scalar)
+endif ()
+
+# halibit_add_kernel(<library> GENERATOR <gen> [AVX512_BASE] [PARAMS k=v ...])
+# One static library per kernel variant, all sharing the runtime of the first.
+function(halibit_add_kernel LIB)
+    cmake_parse_arguments(ARG "AVX512_BASE" "GENERATOR;AUTOSCHEDULER" "PARAMS" ${ARGN})
+    get_property(runtime GLOBAL PROPERTY HALIBIT_HALIDE_RUNTIME)
+    set(runtime_args "")
+    if (runtime)
+        set(runtime_args USE_RUNTIME ${runtime})
+    endif ()
+    set(targets ${HALIBIT_TARGETS})
+    if (ARG_AVX512_BASE)
+        list(TRANSFORM targets REPLACE "^${HALIBIT_TARGET_AVX512}$" "${HALIBIT_TARGET_AVX512_BASE}")
+    endif ()
+    set(extra "")
+    if (ARG_AUTOSCHEDULER)
+        # The autoscheduler baseline is built for this machine's best x86 target only.
+        set(targets "${HALIBIT_TARGET_AVX512}" "${HALIBIT_TARGET_AVX2}")
+        set(extra AUTOSCHEDULER ${ARG_AUTOSCHEDULER})
+    endif ()
+    add_halide_library(${LIB} FROM halibit::halide_generators::halibit_${ARG_GENERATOR}_generator
+                       GENERATOR ${ARG_GENERATOR}
+                       FUNCTION_NAME ${LIB}
+                       TARGETS ${targets}
+                       PARAMS ${ARG_PARAMS}
+                       ${extra}
+                       ${runtime_args}
+                       STMT ${LIB}.stmt ASSEMBLY ${LIB}.s)
+    if (NOT runtime)
+        set_property(GLOBAL PROPERTY HALIBIT_HALIDE_RUNTIME ${LIB}.runtime)
+    endif ()
+    set_property(GLOBAL APPEND PROPERTY HALIBIT_KERNELS ${LIB})
+endfunction()

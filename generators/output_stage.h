@@ -1,0 +1,41 @@
+// The output transform fused into every convolution (Larq-style): dyadic requantization per
+// output channel, optionally packed straight into the bit planes the next layer reads.
+#pragma once
+#include "Halide.h"
+
+namespace halibit {
+
+using namespace Halide;
+
+// What a convolution writes: raw int32 accumulators, requantized codes (uint8, one per
+// channel), or those codes packed as bit planes (the layout `pack` produces).
+enum class OutputKind { int32, codes, packed };
+
+inline const std::map<std::string, OutputKind> output_kind_names = {
+    {"int32", OutputKind::int32}, {"codes", OutputKind::codes}, {"packed", OutputKind::packed}};
+
+// out = clamp((acc * M[c] + B[c] + 2^(S-1)) >> S, 0, 2^bits - 1), in int64.
+inline Expr requantize(Expr acc, Expr multiplier, Expr bias, Expr shift, Expr out_bits) {
+    Expr s = cast<int64_t>(shift);
+    Expr round = select(shift > 0, cast<int64_t>(1) << max(s - 1, 0), cast<int64_t>(0));
+    Expr v = (cast<int64_t>(acc) * cast<int64_t>(multiplier) + bias + round) >> s;
+    Expr hi = (cast<int64_t>(1) << cast<int64_t>(out_bits)) - 1;
+    return cast<uint8_t>(clamp(v, cast<int64_t>(0), hi));
+}
+
+// Packs codes(c, g, x, y, n) (channels_per_group valid channels) into bytes(kb, j, g, x, y, n):
+// bit b of byte kb of plane j is bit j of channel 8*kb + b; channels past the end are zero.
+inline Func pack_codes(Func codes, Expr channels_per_group, const std::string& name) {
+    Var kb("kb"), j("j"), g("g"), x("x"), y("y"), n("n");
+    Expr bits = cast<uint8_t>(0);
+    for (int b = 0; b < 8; b++) {
+        Expr c = 8 * kb + b;
+        Expr bit = (codes(min(c, channels_per_group - 1), g, x, y, n) >> cast<uint8_t>(j)) & cast<uint8_t>(1);
+        bits = bits | select(c < channels_per_group, bit << b, cast<uint8_t>(0));
+    }
+    Func packed(name);
+    packed(kb, j, g, x, y, n) = bits;
+    return packed;
+}
+
+}  // namespace halibit

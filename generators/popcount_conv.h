@@ -1,0 +1,91 @@
+// The parts shared by the popcount convolution generators (bconv, bitserial_conv): inputs,
+// window geometry, the fused output stage and the hand-off to the family's schedule.
+#pragma once
+#include "Halide.h"
+#include "conv_inputs.h"
+#include "output_stage.h"
+#include "../schedules/popcount_conv.h"
+
+namespace halibit {
+
+template <typename Family>
+class PopcountConvGenerator : public Generator<Family> {
+public:
+    GeneratorParam<std::string> schedule{"schedule", "tuned"};  // naive | tuned
+    GeneratorParam<OutputKind> output_kind{"output_kind", OutputKind::int32, output_kind_names};
+
+    GeneratorInput<Buffer<uint32_t>> input{"input", 6};      // (k, j, g, x, y, n)
+    GeneratorInput<Buffer<uint32_t>> weights{"weights", 6};  // (c, k, i, kx, ky, g)
+    GeneratorInput<int32_t> stride{"stride"};
+    GeneratorInput<int32_t> pad{"pad"};
+    GeneratorInput<Buffer<int32_t>> multiplier{"multiplier", 1};  // per output channel (output_kind codes/packed)
+    GeneratorInput<Buffer<int64_t>> bias{"bias", 1};
+    GeneratorInput<int32_t> shift{"shift"};
+    GeneratorInput<int32_t> out_bits{"out_bits"};
+    GeneratorOutput<Buffer<>> output{"output"};
+
+protected:
+    Var c{"c"}, g{"g"}, x{"x"}, y{"y"}, n{"n"};
+
+    Expr words() { return input.dim(0).extent(); }
+    Expr kernel_w() { return weights.dim(3).extent(); }
+    Expr kernel_h() { return weights.dim(4).extent(); }
+
+    // The input with zero words outside the image (zero padding of unsigned codes, one-padding of
+    // sign activations).
+    Func padded_input() {
+        Region bounds = {Range(), Range(), Range(), Range(0, input.dim(3).extent()), Range(0, input.dim(4).extent()), Range()};
+        return BoundaryConditions::constant_exterior(input, cast<uint32_t>(0), bounds);
+    }
+    Expr window_x(Expr kx) { return x * stride + kx - pad; }
+    Expr window_y(Expr ky) { return y * stride + ky - pad; }
+
+    // Builds the output from `total` (acc plus per-pixel or per-tile terms, see PopcountConvSchedule)
+    // and applies the schedule.
+    void finish(Func total, PopcountConvSchedule s) {
+        Func tiled("tiled"), result;
+        if (output_kind == OutputKind::int32) {
+            tiled(c, g, x, y, n) = total(c, g, x, y, n);
+            result = tiled;
+        } else {
+            Expr co = g * out_channels_packed() + c;
+            tiled(c, g, x, y, n) = requantize(total(c, g, x, y, n), multiplier(co), bias(co), shift, out_bits);
+            result = output_kind == OutputKind::codes ? tiled : pack_codes(tiled, out_channels_packed(), "packed");
+        }
+        output = result;
+
+        input.dim(0).set_stride(1);
+        weights.dim(0).set_stride(1);
+        output.dim(0).set_stride(1);
+
+        s.output = result;
+        s.tiled = tiled;
+        s.kind = output_kind;
+        s.c = c; s.g = g; s.x = x; s.y = y; s.n = n;
+        schedule_popcount_conv(s, schedule, this->get_target(), this->auto_schedule);
+        if (this->auto_schedule) set_estimates();
+    }
+
+    // Output channels per group; the requantization tensors cover all groups.
+    Expr out_channels_packed() { return multiplier.dim(0).extent() / input.dim(2).extent(); }
+
+private:
+
+    void set_estimates() {
+        // ResNet-18's 28x28x128 -> 128 layer, 2-bit planes.
+        input.set_estimates({{0, 4}, {0, 2}, {0, 1}, {0, 28}, {0, 28}, {0, 1}});
+        weights.set_estimates({{0, 128}, {0, 4}, {0, 2}, {0, 3}, {0, 3}, {0, 1}});
+        multiplier.set_estimates({{0, 128}});
+        bias.set_estimates({{0, 128}});
+        stride.set_estimate(1);
+        pad.set_estimate(1);
+        shift.set_estimate(16);
+        out_bits.set_estimate(2);
+        if (output_kind == OutputKind::packed)
+            output.set_estimates({{0, 16}, {0, 2}, {0, 1}, {0, 28}, {0, 28}, {0, 1}});
+        else
+            output.set_estimates({{0, 128}, {0, 1}, {0, 28}, {0, 28}, {0, 1}});
+    }
+};
+
+}  // namespace halibit

@@ -1,0 +1,24 @@
+// Which instruction set the kernels run with. Kernels are multi-target: by default Halide picks
+// the most specific target the CPU supports; tests and benchmarks force one.
+#pragma once
+#include <string>
+
+namespace halibit {
+
+enum class Isa { automatic, avx512, avx2, scalar, arm64 };
+
+const char* isa_name(Isa isa);
+Isa parse_isa(const std::string& name);  // "auto", "avx512", "avx2", "scalar", "arm64"; throws halibit::Error
+
+// True if the kernels were built for `isa` and this CPU can run them.
+bool isa_available(Isa isa);
+
+// Process-wide: every kernel call after this runs the `isa` variant (Isa::automatic: the best
+// one). Throws halibit::Error if the ISA is not available.
+void force_isa(Isa isa);
+Isa forced_isa();
+
+// Threads of Halide's thread pool used by parallel kernel loops.
+void set_num_threads(int threads);
+
+}  // namespace halibit

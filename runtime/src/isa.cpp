@@ -1,0 +1,110 @@
+// ISA selection for the multi-target kernels: Halide's dispatch wrapper asks
+// halide_can_use_target_features() for each target in turn (most specific first); we answer
+// "no" for targets above the forced ISA.
+#include "halibit/isa.h"
+
+#include <atomic>
+#include <vector>
+
+#include "HalideRuntime.h"
+#include "halibit/error.h"
+
+namespace halibit {
+namespace {
+
+std::atomic<Isa> g_forced{Isa::automatic};
+
+bool has(const uint64_t* features, int count, halide_target_feature_t f) {
+    return int(f >> 6) < count && ((features[f >> 6] >> (f & 63)) & 1);
+}
+
+bool is_avx512(const uint64_t* features, int count) {
+    return has(features, count, halide_target_feature_avx512) ||
+           has(features, count, halide_target_feature_avx512_skylake) ||
+           has(features, count, halide_target_feature_avx512_cannonlake) ||
+           has(features, count, halide_target_feature_avx512_sapphirerapids);
+}
+
+bool is_vector_x86(const uint64_t* features, int count) {
+    return has(features, count, halide_target_feature_sse41) || has(features, count, halide_target_feature_avx) ||
+           has(features, count, halide_target_feature_avx2) || is_avx512(features, count);
+}
+
+extern "C" int halibit_can_use_target_features(int count, const uint64_t* features) {
+    switch (g_forced.load(std::memory_order_relaxed)) {
+    case Isa::avx2:
+        if (is_avx512(features, count)) return 0;
+        break;
+    case Isa::scalar:
+        if (is_vector_x86(features, count)) return 0;
+        break;
+    default:
+        break;
+    }
+    return halide_default_can_use_target_features(count, features);
+}
+
+struct InstallHook {
+    InstallHook() { halide_set_custom_can_use_target_features(halibit_can_use_target_features); }
+} install_hook;
+
+std::vector<uint64_t> feature_mask(std::initializer_list<halide_target_feature_t> fs) {
+    std::vector<uint64_t> mask((halide_target_feature_end + 63) / 64, 0);
+    for (auto f : fs) mask[f >> 6] |= uint64_t(1) << (f & 63);
+    return mask;
+}
+
+}  // namespace
+
+const char* isa_name(Isa isa) {
+    switch (isa) {
+    case Isa::automatic: return "auto";
+    case Isa::avx512: return "avx512";
+    case Isa::avx2: return "avx2";
+    case Isa::scalar: return "scalar";
+    case Isa::arm64: return "arm64";
+    }
+    return "?";
+}
+
+Isa parse_isa(const std::string& name) {
+    for (Isa i : {Isa::automatic, Isa::avx512, Isa::avx2, Isa::scalar, Isa::arm64})
+        if (name == isa_name(i)) return i;
+    throw Error("unknown isa '" + name + "' (expected auto, avx512, avx2, scalar or arm64)");
+}
+
+bool isa_available(Isa isa) {
+#if defined(__x86_64__)
+    switch (isa) {
+    case Isa::automatic:
+    case Isa::scalar: return true;
+    case Isa::avx2: {
+        auto m = feature_mask({halide_target_feature_sse41, halide_target_feature_avx, halide_target_feature_f16c,
+                               halide_target_feature_fma, halide_target_feature_avx2});
+        return halide_default_can_use_target_features(int(m.size()), m.data());
+    }
+    case Isa::avx512: {
+        auto m = feature_mask({halide_target_feature_sse41, halide_target_feature_avx, halide_target_feature_f16c,
+                               halide_target_feature_fma, halide_target_feature_avx2, halide_target_feature_avx512,
+                               halide_target_feature_avx512_skylake, halide_target_feature_avx512_cannonlake,
+                               halide_target_feature_avx512_sapphirerapids});
+        return halide_default_can_use_target_features(int(m.size()), m.data());
+    }
+    case Isa::arm64: return false;
+    }
+    return false;
+#else
+    return isa == Isa::automatic || isa == Isa::arm64;
+#endif
+}
+
+void force_isa(Isa isa) {
+    if (!isa_available(isa)) throw Error(std::string("isa ") + isa_name(isa) + " is not available on this CPU or build");
+    g_forced.store(isa);
+}
+
+Isa forced_isa() { return g_forced.load(); }
+
+void set_num_threads(int threads) { halide_set_num_threads(threads); }
+
+}  // namespace halibit

@@ -1,0 +1,210 @@
+// Thin wrappers that describe packed tensors to the Halide kernels as strided buffers.
+#include "halibit/kernels.h"
+
+#include <string>
+
+#include "HalideBuffer.h"
+#include "halibit/error.h"
+#include "halibit_bconv_codes.h"
+#include "halibit_bconv_int32.h"
+#include "halibit_bconv_packed.h"
+#include "halibit_bitserial_conv_codes.h"
+#include "halibit_bitserial_conv_int32.h"
+#include "halibit_bitserial_conv_packed.h"
+#include "halibit_pack.h"
+
+namespace halibit {
+namespace {
+
+template <typename T>
+using Buffer = Halide::Runtime::Buffer<T>;
+
+// dims: (extent, stride) pairs, innermost first.
+template <typename T>
+Buffer<T> view(const T* data, std::initializer_list<std::pair<int, int>> dims) {
+    std::vector<halide_dimension_t> shape;
+    for (auto [extent, stride] : dims) shape.push_back(halide_dimension_t(0, extent, stride));
+    return Buffer<T>(const_cast<T*>(data), int(shape.size()), shape.data());
+}
+
+// Packed activations as 32-bit words (k, j, g, x, y, n).
+Buffer<uint32_t> words_view(const PackedActivations& a) {
+    const int k = a.words(), j = a.planes, g = a.groups;
+    return view<uint32_t>(a.words_data.data(), {{k, 1}, {j, k}, {g, k * j}, {a.shape.w, k * j * g},
+                                                {a.shape.h, k * j * g * a.shape.w},
+                                                {a.shape.n, k * j * g * a.shape.w * a.shape.h}});
+}
+
+// Packed activations as bytes (kb, j, g, x, y, n), the pack kernels' output.
+Buffer<uint8_t> bytes_view(PackedActivations& a) {
+    const int kb = 4 * a.words(), j = a.planes, g = a.groups;
+    return view<uint8_t>(reinterpret_cast<uint8_t*>(a.words_data.data()),
+                         {{kb, 1}, {j, kb}, {g, kb * j}, {a.shape.w, kb * j * g}, {a.shape.h, kb * j * g * a.shape.w},
+                          {a.shape.n, kb * j * g * a.shape.w * a.shape.h}});
+}
+
+Buffer<uint32_t> weights_view(const PackedWeights& w) {
+    const int c = w.padded_channels(), k = w.words(), i = w.bits;
+    return view<uint32_t>(w.words_data.data(), {{c, 1}, {k, c}, {i, c * k}, {w.kernel_w, c * k * i},
+                                                {w.kernel_h, c * k * i * w.kernel_w},
+                                                {w.groups, c * k * i * w.kernel_w * w.kernel_h}});
+}
+
+// NHWC output as (c, g, x, y, n).
+template <typename T>
+Buffer<T> output_view(T* data, const ActivationShape& s, int groups) {
+    const int cog = s.c / groups;
+    return view<T>(data, {{cog, 1}, {groups, cog}, {s.w, s.c}, {s.h, s.c * s.w}, {s.n, s.c * s.w * s.h}});
+}
+
+void check(int status, const char* kernel) {
+    if (status != 0) throw Error(std::string(kernel) + " failed with Halide error " + std::to_string(status));
+}
+
+void check_conv(const PackedActivations& in, const PackedWeights& w, ConvGeometry g) {
+    if (in.groups != w.groups || in.channels_per_group() != w.in_channels_per_group)
+        throw Error("convolution: activations have " + std::to_string(in.shape.c) + " channels in " +
+                    std::to_string(in.groups) + " groups, weights expect " +
+                    std::to_string(w.in_channels_per_group * w.groups) + " in " + std::to_string(w.groups));
+    if (g.stride < 1 || g.pad < 0 || conv_out_size(in.shape.h, w.kernel_h, g.stride, g.pad) < 1 ||
+        conv_out_size(in.shape.w, w.kernel_w, g.stride, g.pad) < 1)
+        throw Error("convolution: kernel, stride or padding leave no output pixels");
+}
+
+void check_requantization(const Requantization& rq, int out_channels) {
+    if (int(rq.multiplier.size()) != out_channels || int(rq.bias.size()) != out_channels)
+        throw Error("requantization: multiplier and bias need one entry per output channel (" +
+                    std::to_string(out_channels) + ")");
+    if (rq.shift < 0 || rq.shift > 62 || rq.out_bits < 1 || rq.out_bits > 8)
+        throw Error("requantization: shift must be 0..62 and out_bits 1..8");
+}
+
+const Requantization& no_requantization() {
+    static const Requantization rq{{0}, {0}, 0, 8};
+    return rq;
+}
+
+}  // namespace
+
+void PackedActivations::resize(const ActivationShape& s, int p, int g) {
+    if (g < 1 || s.c % g) throw Error("packed activations: " + std::to_string(s.c) + " channels do not split into " + std::to_string(g) + " groups");
+    shape = s;
+    planes = p;
+    groups = g;
+    words_data.assign(size_t(s.n) * s.h * s.w * g * p * words(), 0);
+}
+
+int conv_out_size(int in, int kernel, int stride, int pad) { return (in + 2 * pad - kernel) / stride + 1; }
+
+ActivationShape conv_output_shape(const PackedActivations& in, const PackedWeights& w, ConvGeometry g) {
+    return {in.shape.n, conv_out_size(in.shape.h, w.kernel_h, g.stride, g.pad),
+            conv_out_size(in.shape.w, w.kernel_w, g.stride, g.pad), w.out_channels};
+}
+
+PackedWeights pack_weights(const int8_t* ohwi, int out_channels, int kernel_h, int kernel_w, int cin_per_group, int groups,
+                           WeightEncoding encoding, int bits) {
+    if (!encoding_supports_bits(encoding, bits))
+        throw Error(std::string("weights: encoding ") + encoding_name(encoding) + " does not support " + std::to_string(bits) + " bits");
+    if (groups < 1 || out_channels % groups) throw Error("weights: out_channels not divisible by groups");
+    PackedWeights p;
+    p.out_channels = out_channels;
+    p.kernel_h = kernel_h;
+    p.kernel_w = kernel_w;
+    p.in_channels_per_group = cin_per_group;
+    p.groups = groups;
+    p.encoding = encoding;
+    p.bits = bits;
+    const int cp = p.padded_channels(), words = p.words(), cog = p.out_channels_per_group();
+    p.words_data.assign(size_t(cp) * words * bits * kernel_w * kernel_h * groups, 0);
+    for (int o = 0; o < out_channels; o++)
+        for (int ky = 0; ky < kernel_h; ky++)
+            for (int kx = 0; kx < kernel_w; kx++)
+                for (int ci = 0; ci < cin_per_group; ci++) {
+                    const int w = ohwi[((size_t(o) * kernel_h + ky) * kernel_w + kx) * cin_per_group + ci];
+                    if (!encoding_contains(encoding, bits, w))
+                        throw Error("weights: value " + std::to_string(w) + " at [" + std::to_string(o) + "," +
+                                    std::to_string(ky) + "," + std::to_string(kx) + "," + std::to_string(ci) +
+                                    "] is not a " + std::to_string(bits) + "-bit " + encoding_name(encoding) + " weight");
+                    const uint32_t code = encode_weight(encoding, bits, w);
+                    const int g = o / cog, c = o % cog, k = ci / 32;
+                    for (int i = 0; i < bits; i++) {
+                        size_t idx = c + size_t(cp) * (k + size_t(words) * (i + size_t(bits) * (kx + size_t(kernel_w) * (ky + size_t(kernel_h) * g))));
+                        p.words_data[idx] |= ((code >> i) & 1u) << (ci % 32);
+                    }
+                }
+    return p;
+}
+
+void pack_activations(const uint8_t* codes, const ActivationShape& s, int planes, int groups, PackedActivations& out) {
+    out.resize(s, planes, groups);
+    auto in = view<uint8_t>(codes, {{s.c, 1}, {s.w, s.c}, {s.h, s.c * s.w}, {s.n, s.c * s.w * s.h}});
+    auto o = bytes_view(out);
+    check(halibit_pack(in, groups, o), "pack");
+}
+
+namespace {
+
+// One call for both families and all three output kinds.
+template <typename T, typename Fn>
+void run_conv(const char* name, Fn fn, const PackedActivations& in, const PackedWeights& w, ConvGeometry g,
+              const Requantization& rq, Buffer<T> out) {
+    check_conv(in, w, g);
+    auto input = words_view(in);
+    auto weights = weights_view(w);
+    auto m = view<int32_t>(rq.multiplier.data(), {{int(rq.multiplier.size()), 1}});
+    auto b = view<int64_t>(rq.bias.data(), {{int(rq.bias.size()), 1}});
+    check(fn(input, weights, g.stride, g.pad, m, b, rq.shift, rq.out_bits, out), name);
+}
+
+}  // namespace
+
+#define HALIBIT_BITSERIAL(fn)                                                                                   \
+    [&](auto& i, auto& wt, int s, int p, auto& m, auto& b, int sh, int ob, auto& o) {                           \
+        return fn(i, wt, s, p, m, b, sh, ob, w.bits, in.planes, int(w.encoding), o);                           \
+    }
+#define HALIBIT_BCONV(fn)                                                                                       \
+    [&](auto& i, auto& wt, int s, int p, auto& m, auto& b, int sh, int ob, auto& o) {                           \
+        return fn(i, wt, s, p, m, b, sh, ob, w.in_channels_per_group, !o_.one_padding, o);                    \
+    }
+
+void bitserial_conv(const PackedActivations& in, const PackedWeights& w, ConvGeometry g, int32_t* out) {
+    auto shape = conv_output_shape(in, w, g);
+    run_conv<int32_t>("bitserial_conv", HALIBIT_BITSERIAL(halibit_bitserial_conv_int32), in, w, g, no_requantization(),
+                      output_view(out, shape, w.groups));
+}
+
+void bitserial_conv(const PackedActivations& in, const PackedWeights& w, ConvGeometry g, const Requantization& rq,
+                    uint8_t* out) {
+    check_requantization(rq, w.out_channels);
+    auto shape = conv_output_shape(in, w, g);
+    run_conv<uint8_t>("bitserial_conv", HALIBIT_BITSERIAL(halibit_bitserial_conv_codes), in, w, g, rq,
+                      output_view(out, shape, w.groups));
+}
+
+void bitserial_conv(const PackedActivations& in, const PackedWeights& w, ConvGeometry g, const Requantization& rq,
+                    PackedActivations& out) {
+    check_requantization(rq, w.out_channels);
+    out.resize(conv_output_shape(in, w, g), rq.out_bits, w.groups);
+    run_conv<uint8_t>("bitserial_conv", HALIBIT_BITSERIAL(halibit_bitserial_conv_packed), in, w, g, rq, bytes_view(out));
+}
+
+void bconv(const PackedActivations& in, const PackedWeights& w, BConvOptions o_, int32_t* out) {
+    auto shape = conv_output_shape(in, w, o_.geometry);
+    run_conv<int32_t>("bconv", HALIBIT_BCONV(halibit_bconv_int32), in, w, o_.geometry, no_requantization(),
+                      output_view(out, shape, w.groups));
+}
+
+void bconv(const PackedActivations& in, const PackedWeights& w, BConvOptions o_, const Requantization& rq, uint8_t* out) {
+    check_requantization(rq, w.out_channels);
+    auto shape = conv_output_shape(in, w, o_.geometry);
+    run_conv<uint8_t>("bconv", HALIBIT_BCONV(halibit_bconv_codes), in, w, o_.geometry, rq, output_view(out, shape, w.groups));
+}
+
+void bconv(const PackedActivations& in, const PackedWeights& w, BConvOptions o_, const Requantization& rq,
+           PackedActivations& out) {
+    check_requantization(rq, w.out_channels);
+    out.resize(conv_output_shape(in, w, o_.geometry), rq.out_bits, w.groups);
+    run_conv<uint8_t>("bconv", HALIBIT_BCONV(halibit_bconv_packed), in, w, o_.geometry, rq, bytes_view(out));
+}
+
+}  // namespace halibit

@@ -1,0 +1,3 @@
+// bitserial_conv schedules: see popcount_conv.h (shared with bconv).
+#pragma once
+#include "popcount_conv.h"

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs every Debian package the build, tests and benchmarks need. Idempotent: when all are
+# installed it only checks and returns.
+set -euo pipefail
+
+packages=(
+    cmake ninja-build g++ make
+    libhalide14-0-dev                       # Halide 14: generators, runtime, CMake helpers
+    libgtest-dev libbenchmark-dev           # tests, benchmarks
+    libdnnl-dev libxnnpack-dev libpthreadpool-dev  # int8 peers in the kernel benchmark
+    g++-aarch64-linux-gnu qemu-user         # the arm64 stage and its tests
+)
+
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+    echo "setup: installing ${missing[*]}"
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO=sudo
+    $SUDO apt-get update -q
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+else
+    echo "setup: all packages present"
+fi

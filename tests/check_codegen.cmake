@@ -1,0 +1,50 @@
+# Greps the generated assembly for the instructions each tuned schedule relies on, so that a
+# schedule cannot silently fall back to slow code. Run by ctest (label codegen) with -DDIR=.
+if (ARCH STREQUAL "arm64")
+    set(checks
+        # library                    target substring   instruction
+        "halibit_bitserial_conv_int32|.s|cnt"
+        "halibit_bconv_int32|.s|cnt")
+else ()
+    set(checks
+        "halibit_bitserial_conv_int32|avx512_sapphirerapids|vpopcntd"
+        "halibit_bconv_int32|avx512_sapphirerapids|vpopcntd"
+        "halibit_bitserial_conv_int32|fma-avx2-no_runtime|vpshufb"
+        "halibit_bconv_int32|fma-avx2-no_runtime|vpshufb")
+endif ()
+set(failed "")
+foreach (check IN LISTS checks)
+    string(REPLACE "|" ";" parts "${check}")
+    list(GET parts 0 lib)
+    list(GET parts 1 target)
+    list(GET parts 2 insn)
+    file(GLOB asm "${DIR}/${lib}*${target}")
+    if (NOT target STREQUAL ".s")
+        file(GLOB asm "${DIR}/${lib}-*${target}*.s")
+    endif ()
+    if (NOT asm)
+        list(APPEND failed "${lib} (${target}): no assembly output found")
+        continue()
+    endif ()
+    file(STRINGS "${asm}" hits REGEX "\t${insn}\t")
+    list(LENGTH hits count)
+    message(STATUS "${lib} ${target}: ${count} x ${insn}")
+    if (count EQUAL 0)
+        list(APPEND failed "${lib} (${target}): no ${insn}")
+    endif ()
+endforeach ()
+# No AVX512-FP16 (vmovw, v*ph, v*sh; F16C's vcvtph2ps/vcvtps2ph are fine) in any avx512 kernel.
+file(GLOB avx512_asm "${DIR}/*avx512*.s")
+foreach (asm IN LISTS avx512_asm)
+    file(STRINGS "${asm}" fp16 REGEX "^\t(vmovw|v[a-z0-9]+(ph|sh))\t")
+    list(FILTER fp16 EXCLUDE REGEX "vcvtph2ps|vcvtps2ph")
+    if (fp16)
+        list(GET fp16 0 first)
+        get_filename_component(name "${asm}" NAME)
+        list(APPEND failed "${name}: AVX512-FP16 instruction ${first}")
+    endif ()
+endforeach ()
+if (failed)
+    message(FATAL_ERROR "codegen check failed: ${failed}")
+endif ()
+message(STATUS "1 passed, 0 failed")

@@ -1,0 +1,110 @@
+// bitserial_conv against the reference convolution, bit for bit: every (W, A) in W1..4 x A1..4,
+// every weight encoding, the shape sweep of conv_cases.h, and all three output kinds.
+#include "conv_cases.h"
+
+namespace halibit::test {
+namespace {
+
+struct BitWidths {
+    int w, a;
+    WeightEncoding e;
+};
+
+std::vector<BitWidths> all_bit_widths() {
+    std::vector<BitWidths> v;
+    for (int w = 1; w <= 4; w++)
+        for (int a = 1; a <= 4; a++)
+            for (auto e : {WeightEncoding::binary, WeightEncoding::signed_, WeightEncoding::odd})
+                if (encoding_supports_bits(e, w)) v.push_back({w, a, e});
+    return v;
+}
+
+// Runs one case through all three output kinds; returns failures as messages.
+void check_case(const ConvCase& cc, BitWidths b) {
+    SCOPED_TRACE(cc.name() + " w" + std::to_string(b.w) + "a" + std::to_string(b.a) + " " + encoding_name(b.e));
+    const int cin_g = cc.cin / cc.groups;
+    auto codes = random_codes(cc.n, cc.h, cc.w, cc.cin, b.a);
+    auto weights = random_weights(cc.cout, cc.kernel, cin_g, b.e, b.w);
+    auto expected = ref::conv(codes, weights, {cc.stride, cc.pad, cc.groups});
+
+    PackedActivations in;
+    pack_activations(codes.data.data(), {cc.n, cc.h, cc.w, cc.cin}, b.a, cc.groups, in);
+    auto pw = pack_weights(weights.data.data(), cc.cout, cc.kernel, cc.kernel, cin_g, cc.groups, b.e, b.w);
+    const ConvGeometry geo{cc.stride, cc.pad};
+
+    std::vector<int32_t> acc(expected.size(), -7);
+    bitserial_conv(in, pw, geo, acc.data());
+    EXPECT_EQ(first_mismatch(expected.data, acc.data(), acc.size()), "") << "int32 output";
+
+    const int out_bits = 1 + (b.w + b.a) % 4;
+    auto rq = random_requantization(expected, out_bits);
+    auto expected_codes = requantize_all(expected, rq);
+    std::vector<uint8_t> codes_out(expected.size(), 0xEE);
+    bitserial_conv(in, pw, geo, rq, codes_out.data());
+    EXPECT_EQ(first_mismatch(expected_codes.data, codes_out.data(), codes_out.size()), "") << "codes output";
+
+    PackedActivations packed_out;
+    bitserial_conv(in, pw, geo, rq, packed_out);
+    auto expected_packed = ref::pack_bitplanes(expected_codes, out_bits, cc.groups);
+    ASSERT_EQ(packed_out.words_data.size() * 4, expected_packed.size());
+    EXPECT_EQ(first_mismatch(expected_packed, packed_out.bytes(), expected_packed.size()), "") << "packed output";
+}
+
+class BitserialConv : public ::testing::TestWithParam<BitWidths> {
+protected:
+    void SetUp() override { use_test_isa(); }
+};
+
+TEST_P(BitserialConv, MatchesReferenceOverShapeSweep) {
+    for (const ConvCase& cc : conv_sweep()) check_case(cc, GetParam());
+}
+
+INSTANTIATE_TEST_SUITE_P(AllBitWidths, BitserialConv, ::testing::ValuesIn(all_bit_widths()),
+                         [](const auto& info) {
+                             return "w" + std::to_string(info.param.w) + "a" + std::to_string(info.param.a) + "_" +
+                                    encoding_name(info.param.e);
+                         });
+
+class BitserialConvChannels : public ::testing::TestWithParam<BitWidths> {
+protected:
+    void SetUp() override { use_test_isa(); }
+};
+
+// Channel tails on both sides, at the widths the kernels specialize for and one they do not.
+TEST_P(BitserialConvChannels, ChannelCountsInAndOut) {
+    for (int c : channel_sweep()) {
+        check_case({1, 4, 5, c, 17, 3, 1, 1, 1}, GetParam());
+        check_case({1, 3, 3, 9, c, 1, 1, 0, 1}, GetParam());
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(Specialized, BitserialConvChannels,
+                         ::testing::Values(BitWidths{2, 2, WeightEncoding::signed_}, BitWidths{1, 1, WeightEncoding::binary},
+                                           BitWidths{4, 4, WeightEncoding::signed_}, BitWidths{3, 2, WeightEncoding::odd}),
+                         [](const auto& info) {
+                             return "w" + std::to_string(info.param.w) + "a" + std::to_string(info.param.a) + "_" +
+                                    encoding_name(info.param.e);
+                         });
+
+TEST(BitserialConvErrors, MismatchedGroupsAreReported) {
+    auto codes = random_codes(1, 3, 3, 8, 2);
+    PackedActivations in;
+    pack_activations(codes.data.data(), {1, 3, 3, 8}, 2, 1, in);
+    auto w = random_weights(4, 1, 4, WeightEncoding::signed_, 2);
+    auto pw = pack_weights(w.data.data(), 4, 1, 1, 4, 2, WeightEncoding::signed_, 2);
+    std::vector<int32_t> out(36);
+    EXPECT_THROW(bitserial_conv(in, pw, {1, 0}, out.data()), Error);
+}
+
+TEST(BitserialConvErrors, WeightOutsideEncodingIsReported) {
+    std::vector<int8_t> w = {1, 2, 3};  // 2 is not an odd weight
+    try {
+        pack_weights(w.data(), 1, 1, 1, 3, 1, WeightEncoding::odd, 2);
+        FAIL() << "expected halibit::Error";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("value 2 at [0,0,0,1]"), std::string::npos) << e.what();
+    }
+}
+
+}  // namespace
+}  // namespace halibit::test
