@@ -1,7 +1,8 @@
-# Halide target lists (DESIGN.md, "Targets"). x86 libraries are multi-target with the most
-# specific target first: Halide's wrapper picks the first one the CPU can run, and
-# runtime/src/isa.cpp can narrow that choice to force an ISA. The plain x86-64 target is the
-# `scalar` one (the generators give it the naive schedule).
+# Halide target lists (DESIGN.md, "Targets"). x86 libraries are multi-target, most specific
+# target first. Halide's own wrapper caches its choice for the life of the process, so the
+# runtime calls each target's entry point (<lib>-<target>-no_runtime_argv) itself: it picks the
+# best one the CPU supports, or the one forced with halibit::force_isa (runtime/src/dispatch.cpp).
+# The plain x86-64 target is the `scalar` one (the generators give it the naive schedule).
 set(HALIBIT_TARGET_AVX512 "x86-64-linux-sse41-avx-f16c-fma-avx2-avx512-avx512_skylake-avx512_cannonlake-avx512_sapphirerapids")
 # Halide 14 compiles avx512_sapphirerapids with LLVM's sapphirerapids CPU, which may emit
 # AVX512-FP16 (absent on AMD Zen 4); tests/check_codegen.cmake fails any kernel that does. Kernels
@@ -11,6 +12,19 @@ set(HALIBIT_TARGET_AVX512_BASE "x86-64-linux-sse41-avx-f16c-fma-avx2-avx512-avx5
 set(HALIBIT_TARGET_AVX2 "x86-64-linux-sse41-avx-f16c-fma-avx2")
 set(HALIBIT_TARGET_SCALAR "x86-64-linux")
 set(HALIBIT_TARGET_ARM64 "arm-64-linux")
+
+# The ISA name each target stands for.
+function(halibit_isa_of TARGET_STRING OUTVAR)
+    if (TARGET_STRING MATCHES "avx512")
+        set(${OUTVAR} avx512 PARENT_SCOPE)
+    elseif (TARGET_STRING MATCHES "avx2")
+        set(${OUTVAR} avx2 PARENT_SCOPE)
+    elseif (TARGET_STRING MATCHES "^arm")
+        set(${OUTVAR} arm64 PARENT_SCOPE)
+    else ()
+        set(${OUTVAR} scalar PARENT_SCOPE)
+    endif ()
+endfunction()
 
 if (CMAKE_SYSTEM_PROCESSOR MATCHES "aarch64|arm64")
     set(HALIBIT_TARGETS "${HALIBIT_TARGET_ARM64}")
@@ -51,4 +65,15 @@ function(halibit_add_kernel LIB)
         set_property(GLOBAL PROPERTY HALIBIT_HALIDE_RUNTIME ${LIB}.runtime)
     endif ()
     set_property(GLOBAL APPEND PROPERTY HALIBIT_KERNELS ${LIB})
+    # One line per (kernel, isa) for the runtime's dispatch table.
+    list(LENGTH targets n_targets)
+    foreach (t IN LISTS targets)
+        halibit_isa_of("${t}" isa)
+        if (n_targets EQUAL 1)
+            set(symbol "${LIB}_argv")
+        else ()
+            set(symbol "${LIB}-${t}-no_runtime_argv")
+        endif ()
+        set_property(GLOBAL APPEND_STRING PROPERTY HALIBIT_KERNEL_TABLE "HALIBIT_KERNEL(${LIB}, ${isa}, \"${symbol}\")\n")
+    endforeach ()
 endfunction()

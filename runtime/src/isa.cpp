@@ -1,6 +1,5 @@
-// ISA selection for the multi-target kernels: Halide's dispatch wrapper asks
-// halide_can_use_target_features() for each target in turn (most specific first); we answer
-// "no" for targets above the forced ISA.
+// ISA selection: which targets this CPU can run (asked of Halide's runtime, with the same
+// feature sets as the targets in cmake/targets.cmake) and which one is forced.
 #include "halibit/isa.h"
 
 #include <atomic>
@@ -13,40 +12,6 @@ namespace halibit {
 namespace {
 
 std::atomic<Isa> g_forced{Isa::automatic};
-
-bool has(const uint64_t* features, int count, halide_target_feature_t f) {
-    return int(f >> 6) < count && ((features[f >> 6] >> (f & 63)) & 1);
-}
-
-bool is_avx512(const uint64_t* features, int count) {
-    return has(features, count, halide_target_feature_avx512) ||
-           has(features, count, halide_target_feature_avx512_skylake) ||
-           has(features, count, halide_target_feature_avx512_cannonlake) ||
-           has(features, count, halide_target_feature_avx512_sapphirerapids);
-}
-
-bool is_vector_x86(const uint64_t* features, int count) {
-    return has(features, count, halide_target_feature_sse41) || has(features, count, halide_target_feature_avx) ||
-           has(features, count, halide_target_feature_avx2) || is_avx512(features, count);
-}
-
-extern "C" int halibit_can_use_target_features(int count, const uint64_t* features) {
-    switch (g_forced.load(std::memory_order_relaxed)) {
-    case Isa::avx2:
-        if (is_avx512(features, count)) return 0;
-        break;
-    case Isa::scalar:
-        if (is_vector_x86(features, count)) return 0;
-        break;
-    default:
-        break;
-    }
-    return halide_default_can_use_target_features(count, features);
-}
-
-struct InstallHook {
-    InstallHook() { halide_set_custom_can_use_target_features(halibit_can_use_target_features); }
-} install_hook;
 
 std::vector<uint64_t> feature_mask(std::initializer_list<halide_target_feature_t> fs) {
     std::vector<uint64_t> mask((halide_target_feature_end + 63) / 64, 0);

@@ -5,13 +5,7 @@
 
 #include "HalideBuffer.h"
 #include "halibit/error.h"
-#include "halibit_bconv_codes.h"
-#include "halibit_bconv_int32.h"
-#include "halibit_bconv_packed.h"
-#include "halibit_bitserial_conv_codes.h"
-#include "halibit_bitserial_conv_int32.h"
-#include "halibit_bitserial_conv_packed.h"
-#include "halibit_pack.h"
+#include "dispatch.h"
 
 namespace halibit {
 namespace {
@@ -139,72 +133,101 @@ void pack_activations(const uint8_t* codes, const ActivationShape& s, int planes
     out.resize(s, planes, groups);
     auto in = view<uint8_t>(codes, {{s.c, 1}, {s.w, s.c}, {s.h, s.c * s.w}, {s.n, s.c * s.w * s.h}});
     auto o = bytes_view(out);
-    check(halibit_pack(in, groups, o), "pack");
+    int32_t g = groups;
+    void* args[] = {in.raw_buffer(), &g, o.raw_buffer()};
+    check(call_kernel(Kernel::halibit_pack, args), "halibit_pack");
 }
 
 namespace {
 
-// One call for both families and all three output kinds.
-template <typename T, typename Fn>
-void run_conv(const char* name, Fn fn, const PackedActivations& in, const PackedWeights& w, ConvGeometry g,
-              const Requantization& rq, Buffer<T> out) {
+// The arguments every popcount convolution takes, in generator order (generators/popcount_conv.h).
+struct ConvArgs {
+    Buffer<uint32_t> input, weights;
+    int32_t stride, pad;
+    Buffer<int32_t> multiplier;
+    Buffer<int64_t> bias;
+    int32_t shift, out_bits;
+
+    ConvArgs(const PackedActivations& in, const PackedWeights& w, ConvGeometry g, const Requantization& rq)
+        : input(words_view(in)), weights(weights_view(w)), stride(g.stride), pad(g.pad),
+          multiplier(view<int32_t>(rq.multiplier.data(), {{int(rq.multiplier.size()), 1}})),
+          bias(view<int64_t>(rq.bias.data(), {{int(rq.bias.size()), 1}})), shift(rq.shift), out_bits(rq.out_bits) {}
+    std::vector<void*> argv() {
+        return {input.raw_buffer(), weights.raw_buffer(), &stride, &pad, multiplier.raw_buffer(), bias.raw_buffer(),
+                &shift, &out_bits};
+    }
+};
+
+const char* kernel_name(Kernel k) {
+    switch (k) {
+#define HALIBIT_KERNEL_NAME(lib) \
+    case Kernel::lib: return #lib;
+#include "kernel_names.inc"
+#undef HALIBIT_KERNEL_NAME
+    default: return "?";
+    }
+}
+
+template <typename T>
+void run_bitserial(Kernel k, const PackedActivations& in, const PackedWeights& w, ConvGeometry g, const Requantization& rq,
+                   Buffer<T> out) {
     check_conv(in, w, g);
-    auto input = words_view(in);
-    auto weights = weights_view(w);
-    auto m = view<int32_t>(rq.multiplier.data(), {{int(rq.multiplier.size()), 1}});
-    auto b = view<int64_t>(rq.bias.data(), {{int(rq.bias.size()), 1}});
-    check(fn(input, weights, g.stride, g.pad, m, b, rq.shift, rq.out_bits, out), name);
+    ConvArgs a(in, w, g, rq);
+    int32_t wbits = w.bits, abits = in.planes, enc = int32_t(w.encoding);
+    auto args = a.argv();
+    args.insert(args.end(), {&wbits, &abits, &enc, out.raw_buffer()});
+    check(call_kernel(k, args.data()), kernel_name(k));
+}
+
+template <typename T>
+void run_bconv(Kernel k, const PackedActivations& in, const PackedWeights& w, BConvOptions o, const Requantization& rq,
+               Buffer<T> out) {
+    check_conv(in, w, o.geometry);
+    if (in.planes != 1 || w.encoding != WeightEncoding::binary || w.bits != 1)
+        throw Error("bconv: needs one-plane sign activations and 1-bit binary weights");
+    ConvArgs a(in, w, o.geometry, rq);
+    int32_t cg = w.in_channels_per_group;
+    bool zero_padding = !o.one_padding;
+    auto args = a.argv();
+    args.insert(args.end(), {&cg, &zero_padding, out.raw_buffer()});
+    check(call_kernel(k, args.data()), kernel_name(k));
 }
 
 }  // namespace
 
-#define HALIBIT_BITSERIAL(fn)                                                                                   \
-    [&](auto& i, auto& wt, int s, int p, auto& m, auto& b, int sh, int ob, auto& o) {                           \
-        return fn(i, wt, s, p, m, b, sh, ob, w.bits, in.planes, int(w.encoding), o);                           \
-    }
-#define HALIBIT_BCONV(fn)                                                                                       \
-    [&](auto& i, auto& wt, int s, int p, auto& m, auto& b, int sh, int ob, auto& o) {                           \
-        return fn(i, wt, s, p, m, b, sh, ob, w.in_channels_per_group, !o_.one_padding, o);                    \
-    }
-
 void bitserial_conv(const PackedActivations& in, const PackedWeights& w, ConvGeometry g, int32_t* out) {
-    auto shape = conv_output_shape(in, w, g);
-    run_conv<int32_t>("bitserial_conv", HALIBIT_BITSERIAL(halibit_bitserial_conv_int32), in, w, g, no_requantization(),
-                      output_view(out, shape, w.groups));
+    run_bitserial(Kernel::halibit_bitserial_conv_int32, in, w, g, no_requantization(),
+                  output_view(out, conv_output_shape(in, w, g), w.groups));
 }
 
 void bitserial_conv(const PackedActivations& in, const PackedWeights& w, ConvGeometry g, const Requantization& rq,
                     uint8_t* out) {
     check_requantization(rq, w.out_channels);
-    auto shape = conv_output_shape(in, w, g);
-    run_conv<uint8_t>("bitserial_conv", HALIBIT_BITSERIAL(halibit_bitserial_conv_codes), in, w, g, rq,
-                      output_view(out, shape, w.groups));
+    run_bitserial(Kernel::halibit_bitserial_conv_codes, in, w, g, rq, output_view(out, conv_output_shape(in, w, g), w.groups));
 }
 
 void bitserial_conv(const PackedActivations& in, const PackedWeights& w, ConvGeometry g, const Requantization& rq,
                     PackedActivations& out) {
     check_requantization(rq, w.out_channels);
     out.resize(conv_output_shape(in, w, g), rq.out_bits, w.groups);
-    run_conv<uint8_t>("bitserial_conv", HALIBIT_BITSERIAL(halibit_bitserial_conv_packed), in, w, g, rq, bytes_view(out));
+    run_bitserial(Kernel::halibit_bitserial_conv_packed, in, w, g, rq, bytes_view(out));
 }
 
-void bconv(const PackedActivations& in, const PackedWeights& w, BConvOptions o_, int32_t* out) {
-    auto shape = conv_output_shape(in, w, o_.geometry);
-    run_conv<int32_t>("bconv", HALIBIT_BCONV(halibit_bconv_int32), in, w, o_.geometry, no_requantization(),
-                      output_view(out, shape, w.groups));
+void bconv(const PackedActivations& in, const PackedWeights& w, BConvOptions o, int32_t* out) {
+    run_bconv(Kernel::halibit_bconv_int32, in, w, o, no_requantization(),
+              output_view(out, conv_output_shape(in, w, o.geometry), w.groups));
 }
 
-void bconv(const PackedActivations& in, const PackedWeights& w, BConvOptions o_, const Requantization& rq, uint8_t* out) {
+void bconv(const PackedActivations& in, const PackedWeights& w, BConvOptions o, const Requantization& rq, uint8_t* out) {
     check_requantization(rq, w.out_channels);
-    auto shape = conv_output_shape(in, w, o_.geometry);
-    run_conv<uint8_t>("bconv", HALIBIT_BCONV(halibit_bconv_codes), in, w, o_.geometry, rq, output_view(out, shape, w.groups));
+    run_bconv(Kernel::halibit_bconv_codes, in, w, o, rq, output_view(out, conv_output_shape(in, w, o.geometry), w.groups));
 }
 
-void bconv(const PackedActivations& in, const PackedWeights& w, BConvOptions o_, const Requantization& rq,
+void bconv(const PackedActivations& in, const PackedWeights& w, BConvOptions o, const Requantization& rq,
            PackedActivations& out) {
     check_requantization(rq, w.out_channels);
-    out.resize(conv_output_shape(in, w, o_.geometry), rq.out_bits, w.groups);
-    run_conv<uint8_t>("bconv", HALIBIT_BCONV(halibit_bconv_packed), in, w, o_.geometry, rq, bytes_view(out));
+    out.resize(conv_output_shape(in, w, o.geometry), rq.out_bits, w.groups);
+    run_bconv(Kernel::halibit_bconv_packed, in, w, o, rq, bytes_view(out));
 }
 
 }  // namespace halibit

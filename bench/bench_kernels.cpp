@@ -1,0 +1,199 @@
+// halibit-bench-kernels: halibit's kernels and the int8 peers (oneDNN u8s8, XNNPACK qs8) on the
+// ResNet-18 layer shapes, batch 1, in one binary so every ratio comes from one run.
+//
+// Names: conv/<engine>/<layer>/threads:<n>. halibit engines force their target
+// (bconv_w1a1_avx512, bitserial_w2a2_avx2, ...); the time of a halibit kernel includes packing
+// its input activations, and its output is requantized codes, like oneDNN's u8 output.
+// After the run, a summary prints time(onednn_u8s8) / time(engine) per layer and the geometric
+// mean over the four 3x3 layers. oneDNN picks its best ISA; ONEDNN_MAX_CPU_ISA=AVX2 gives the
+// AVX2 baseline.
+#include <benchmark/benchmark.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <functional>
+#include <map>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "halibit/isa.h"
+#include "halibit/kernels.h"
+#include "peers.h"
+
+namespace halibit::bench {
+namespace {
+
+struct Layer {
+    const char* name;
+    ConvShape shape;
+};
+
+const std::vector<Layer>& layers() {
+    static const std::vector<Layer> l = {
+        {"56x56x64", {56, 56, 64, 64, 3, 1, 1}},
+        {"28x28x128", {28, 28, 128, 128, 3, 1, 1}},
+        {"14x14x256", {14, 14, 256, 256, 3, 1, 1}},
+        {"7x7x512", {7, 7, 512, 512, 3, 1, 1}},
+        {"28x28x128to512", {28, 28, 128, 512, 1, 1, 0}},
+    };
+    return l;
+}
+
+double macs(const ConvShape& s) {
+    const int oh = conv_out_size(s.height, s.kernel, s.stride, s.pad), ow = conv_out_size(s.width, s.kernel, s.stride, s.pad);
+    return double(oh) * ow * s.out_channels * s.in_channels * s.kernel * s.kernel;
+}
+
+// Times the loop by the wall clock (Halide's and oneDNN's worker threads do not show in the main
+// thread's CPU time) and sets the GMAC/s counter from it. Names stay free of "/real_time".
+template <typename Body>
+void timed_loop(benchmark::State& state, const ConvShape& s, Body body) {
+    const auto start = std::chrono::steady_clock::now();
+    for (auto _ : state) body();
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    state.counters["GMAC/s"] = macs(s) * double(state.iterations()) / seconds / 1e9;
+}
+
+// A halibit popcount convolution: W-bit weights x A-bit activations, codes in and codes out.
+struct HalibitConv {
+    enum Family { bconv, bitserial };
+    Family family;
+    int wbits, abits;
+    Isa isa;
+
+    void operator()(benchmark::State& state, const ConvShape& s, int threads) const {
+        if (!isa_available(isa)) {
+            state.SkipWithError((std::string("no ") + isa_name(isa) + " on this CPU").c_str());
+            return;
+        }
+        force_isa(isa);
+        set_num_threads(threads);
+        std::mt19937 rng(1);
+        const WeightEncoding enc = family == bconv ? WeightEncoding::binary : WeightEncoding::signed_;
+        std::vector<uint8_t> codes(size_t(s.height) * s.width * s.in_channels);
+        for (auto& c : codes) c = uint8_t(rng() & ((1u << abits) - 1));
+        std::vector<int8_t> w(size_t(s.out_channels) * s.kernel * s.kernel * s.in_channels);
+        for (auto& v : w) {
+            const int lo = encoding_min(enc, wbits), hi = encoding_max(enc, wbits);
+            do v = int8_t(lo + int(rng() % unsigned(hi - lo + 1)));
+            while (!encoding_contains(enc, wbits, v));
+        }
+        const PackedWeights pw = pack_weights(w.data(), s.out_channels, s.kernel, s.kernel, s.in_channels, 1, enc, wbits);
+        Requantization rq;
+        rq.shift = 16;
+        rq.out_bits = family == bconv ? 1 : abits;
+        rq.multiplier.assign(s.out_channels, 1 << 10);
+        rq.bias.assign(s.out_channels, 0);
+        const ActivationShape in_shape{1, s.height, s.width, s.in_channels};
+        PackedActivations in;
+        std::vector<uint8_t> out(size_t(conv_out_size(s.height, s.kernel, s.stride, s.pad)) *
+                                 conv_out_size(s.width, s.kernel, s.stride, s.pad) * s.out_channels);
+        const ConvGeometry geo{s.stride, s.pad};
+        timed_loop(state, s, [&] {
+            pack_activations(codes.data(), in_shape, abits, 1, in);
+            if (family == bconv)
+                halibit::bconv(in, pw, {geo, /*one_padding=*/true}, rq, out.data());
+            else
+                bitserial_conv(in, pw, geo, rq, out.data());
+            benchmark::DoNotOptimize(out.data());
+        });
+        force_isa(Isa::automatic);
+    }
+};
+
+void onednn(benchmark::State& state, const ConvShape& s, int threads) {
+    OneDnnConvU8S8 conv(s, threads);
+    timed_loop(state, s, [&] { conv.run(); });
+    state.SetLabel(conv.isa());
+}
+
+void xnnpack(benchmark::State& state, const ConvShape& s, int threads) {
+    XnnpackConvQS8 conv(s, threads);
+    timed_loop(state, s, [&] { conv.run(); });
+}
+
+void register_all() {
+    struct Engine {
+        std::string name;
+        std::function<void(benchmark::State&, const ConvShape&, int)> fn;
+    };
+    std::vector<Engine> engines = {{"onednn_u8s8", onednn}, {"xnnpack_qs8", xnnpack}};
+    for (Isa isa : {Isa::avx512, Isa::avx2, Isa::scalar}) {
+        const std::string suffix = std::string("_") + isa_name(isa);
+        engines.push_back({"bconv_w1a1" + suffix, HalibitConv{HalibitConv::bconv, 1, 1, isa}});
+        engines.push_back({"bitserial_w2a2" + suffix, HalibitConv{HalibitConv::bitserial, 2, 2, isa}});
+    }
+    for (int threads : {1, 2})
+        for (const Layer& l : layers())
+            for (const Engine& e : engines) {
+                const std::string name = "conv/" + e.name + "/" + l.name + "/threads:" + std::to_string(threads);
+                auto fn = e.fn;
+                ConvShape s = l.shape;
+                benchmark::RegisterBenchmark(name.c_str(), [fn, s, threads](benchmark::State& st) { fn(st, s, threads); })
+                    ->Unit(benchmark::kMicrosecond);
+            }
+}
+
+// Collects real times and prints the ratio table after the normal console output.
+class SummaryReporter : public benchmark::ConsoleReporter {
+public:
+    void ReportRuns(const std::vector<Run>& runs) override {
+        ConsoleReporter::ReportRuns(runs);
+        for (const Run& r : runs)
+            if (!r.error_occurred) times_[r.benchmark_name()] = r.GetAdjustedRealTime();
+    }
+    void Finalize() override {
+        ConsoleReporter::Finalize();
+        std::map<std::string, std::map<std::string, std::map<std::string, double>>> t;  // threads, engine, layer
+        for (auto& [name, time] : times_) {
+            // conv/<engine>/<layer>/threads:<n>
+            auto p1 = name.find('/', 5), p2 = name.find('/', p1 + 1);
+            t[name.substr(p2 + 1)][name.substr(5, p1 - 5)][name.substr(p1 + 1, p2 - p1 - 1)] = time;
+        }
+        for (auto& [threads, engines] : t) {
+            auto base = engines.find("onednn_u8s8");
+            if (base == engines.end()) continue;
+            std::printf("\nSpeed-up over onednn_u8s8 (time ratio), %s\n%-22s", threads.c_str(), "engine");
+            for (const Layer& l : layers()) std::printf(" %15s", l.name);
+            std::printf(" %12s\n", "geomean 3x3");
+            for (auto& [engine, by_layer] : engines) {
+                std::printf("%-22s", engine.c_str());
+                double log_sum = 0;
+                int n3 = 0;
+                for (const Layer& l : layers()) {
+                    auto it = by_layer.find(l.name);
+                    auto b = base->second.find(l.name);
+                    if (it == by_layer.end() || b == base->second.end()) {
+                        std::printf(" %15s", "-");
+                        continue;
+                    }
+                    const double ratio = b->second / it->second;
+                    std::printf(" %15.2f", ratio);
+                    if (l.shape.kernel == 3) log_sum += std::log(ratio), n3++;
+                }
+                if (n3 == 4)
+                    std::printf(" %12.2f\n", std::exp(log_sum / n3));
+                else
+                    std::printf(" %12s\n", "-");
+            }
+        }
+    }
+
+private:
+    std::map<std::string, double> times_;
+};
+
+}  // namespace
+}  // namespace halibit::bench
+
+int main(int argc, char** argv) {
+    benchmark::Initialize(&argc, argv);
+    halibit::bench::register_all();
+    halibit::bench::SummaryReporter reporter;
+    benchmark::RunSpecifiedBenchmarks(&reporter);
+    benchmark::Shutdown();
+    return 0;
+}

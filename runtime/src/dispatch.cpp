@@ -1,0 +1,53 @@
+#include "dispatch.h"
+
+#include "halibit/error.h"
+#include "halibit/isa.h"
+
+namespace halibit {
+namespace {
+
+using Entry = int (*)(void**);
+
+// Each target's entry point, declared under its symbol name (which holds '-').
+#define HALIBIT_KERNEL(lib, isa, symbol) extern "C" int lib##_##isa(void**) __asm__("\"" symbol "\"");
+#include "halibit_kernel_table.inc"
+#undef HALIBIT_KERNEL
+
+constexpr int kIsas = 5;  // indexed by Isa
+
+struct Table {
+    Entry entry[int(Kernel::count)][kIsas] = {};
+    Table() {
+#define HALIBIT_KERNEL(lib, isa, symbol) entry[int(Kernel::lib)][int(Isa::isa)] = lib##_##isa;
+#include "halibit_kernel_table.inc"
+#undef HALIBIT_KERNEL
+    }
+};
+
+const Table& table() {
+    static const Table t;
+    return t;
+}
+
+// Most specific first, as in the x86 target lists; every kernel has every ISA of its build.
+constexpr Isa kPreference[] = {Isa::avx512, Isa::avx2, Isa::arm64, Isa::scalar};
+
+}  // namespace
+
+int call_kernel(Kernel k, void** args) {
+    const Entry* entries = table().entry[int(k)];
+    const Isa forced = forced_isa();
+    if (forced != Isa::automatic) {
+        if (!entries[int(forced)]) throw Error(std::string("kernel has no ") + isa_name(forced) + " variant");
+        return entries[int(forced)](args);
+    }
+    static const Isa best = [] {
+        for (Isa isa : kPreference)
+            if (isa_available(isa)) return isa;
+        return Isa::scalar;
+    }();
+    if (!entries[int(best)]) throw Error(std::string("kernel has no ") + isa_name(best) + " variant");
+    return entries[int(best)](args);
+}
+
+}  // namespace halibit
