@@ -93,7 +93,7 @@ struct HalibitConv {
                                  conv_out_size(s.width, s.kernel, s.stride, s.pad) * s.out_channels);
         const ConvGeometry geo{s.stride, s.pad};
         timed_loop(state, s, [&] {
-            pack_activations(codes.data(), in_shape, abits, 1, in);
+            pack_activations(codes.data(), in_shape, abits, 1, in, s.pad);
             if (family == bconv)
                 halibit::bconv(in, pw, {geo, /*one_padding=*/true}, rq, out.data());
             else

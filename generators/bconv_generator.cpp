@@ -19,8 +19,8 @@ public:
         Expr a = in(rk, 0, g, window_x(rkx), window_y(rky), n);
         Expr w = weights(c, rk, 0, rkx, rky, g);
         Func mismatches("mismatches");
-        mismatches(c, g, x, y, n) = 0;
-        mismatches(c, g, x, y, n) += cast<int32_t>(popcount(a ^ w));
+        mismatches(c, g, x, y, n) = cast<int64_t>(0);
+        mismatches(c, g, x, y, n) += cast<int64_t>(popcount(a ^ w));
 
         // Per channel and tap: the tap's contribution when the activation is +1 everywhere.
         Var kx("kx"), ky("ky");
@@ -28,25 +28,27 @@ public:
         Func tap_sum("tap_sum");
         tap_sum(c, kx, ky, g) = channels_per_group;
         tap_sum(c, kx, ky, g) -= 2 * cast<int32_t>(popcount(weights(c, rw, 0, kx, ky, g)));
-        RDom rt(0, kernel_w(), 0, kernel_h(), "rt");
-        Expr outside = window_x(rt.x) < 0 || window_x(rt.x) >= input.dim(3).extent() ||
-                       window_y(rt.y) < 0 || window_y(rt.y) >= input.dim(4).extent();
+        // With one-padding the correction's loop is empty.
+        RDom rt(0, select(zero_padding, kernel_w(), 0), 0, kernel_h(), "rt");
+        Expr outside = window_x(rt.x) < 0 || window_x(rt.x) >= image_width() ||
+                       window_y(rt.y) < 0 || window_y(rt.y) >= image_height();
         Func correction("correction");
         correction(c, g, x, y, n) = 0;
         correction(c, g, x, y, n) += select(outside, tap_sum(c, rt.x, rt.y, g), 0);
 
         Func total("total");
-        Expr ones = kernel_w() * kernel_h() * channels_per_group - 2 * mismatches(c, g, x, y, n);
-        total(c, g, x, y, n) = select(zero_padding, ones - correction(c, g, x, y, n), ones);
+        Expr ones = kernel_w() * kernel_h() * channels_per_group - 2 * cast<int32_t>(mismatches(c, g, x, y, n));
+        total(c, g, x, y, n) = ones - correction(c, g, x, y, n);
 
         tap_sum.compute_root();
         PopcountConvSchedule s;
         s.acc = mismatches;
+        s.tap_rvars = {rkx, rky};
+        s.word_rvar = rk;
         s.per_tile = {correction};
-        s.branches = {zero_padding};  // the one-padding branch skips the correction
         finish(total, s);
         if (schedule == "tuned" && !auto_schedule) {
-            const int lanes = get_target().natural_vector_size<int32_t>();
+            const int lanes = get_target().natural_vector_size<int32_t>();  // tap_sum is int32
             tap_sum.vectorize(c, lanes);
         }
     }

@@ -20,31 +20,31 @@ public:
         Expr a = in(rk, rj, g, window_x(rkx), window_y(rky), n);
         Expr w = weights(c, rk, ri, rkx, rky, g);
         Func acc("acc");
-        acc(c, g, x, y, n) = 0;
-        acc(c, g, x, y, n) += cast<int32_t>(popcount(w & a)) * (plane_coefficient(ri) << rj);
+        acc(c, g, x, y, n) = cast<int64_t>(0);
+        acc(c, g, x, y, n) += cast<int64_t>(popcount(w & a)) * cast<int64_t>(plane_coefficient(ri) << rj);
 
-        // popcount(a_j) over the window, shared by all output channels (binary and odd only).
-        RDom ra(0, words(), 0, act_bits, 0, kernel_w(), 0, kernel_h(), "ra");
+        // popcount(a_j) over the window, shared by all output channels. Signed weights have no
+        // such term: their plane loop is empty.
+        RDom ra(0, words(), 0, select(encoding == 1, 0, act_bits), 0, kernel_w(), 0, kernel_h(), "ra");
         Func act_sum("act_sum");
         act_sum(g, x, y, n) = 0;
-        act_sum(g, x, y, n) += cast<int32_t>(popcount(in(ra[0], ra[1], g, window_x(ra[2]), window_y(ra[3]), n))) << ra[1];
+        act_sum(g, x, y, n) += cast<int32_t>(popcount(in(ra[0], ra[1], g, window_x(ra[2]), window_y(ra[3]), n)) << ra[1]);
 
         Func total("total");
-        total(c, g, x, y, n) = acc(c, g, x, y, n) + activation_offset() * act_sum(g, x, y, n);
+        total(c, g, x, y, n) = cast<int32_t>(acc(c, g, x, y, n)) + activation_offset() * act_sum(g, x, y, n);
 
-        // Constant bit widths let the plane loops unroll and the coefficients fold to shifts.
-        std::vector<Expr> constant = {
-            weight_bits == 2 && act_bits == 2 && encoding == 1,
-            weight_bits == 1 && act_bits == 1 && encoding == 0,
-            weight_bits == 4 && act_bits == 4 && encoding == 1,
-        };
+        // Constant bit widths let the plane loops unroll and the coefficients fold to shifts:
+        // W2A2 also unrolls 1x1 and 3x3 taps, W4A4 only its 16 plane pairs (compile time).
+        std::vector<Expr> constant = {weight_bits == 2 && act_bits == 2 && encoding == 1};
+        std::vector<Expr> constant_planes_only = {weight_bits == 4 && act_bits == 4 && encoding == 1};
         PopcountConvSchedule s;
         s.acc = acc;
         s.per_pixel = {act_sum};
         s.plane_rvars = {ri, rj};
+        s.tap_rvars = {rkx, rky};
+        s.word_rvar = rk;
         s.constant_bit_widths = constant;
-        // Signed weights need no popcount(a_j) term: a branch without it.
-        s.branches = {encoding == 1};
+        s.constant_bit_widths_planes_only = constant_planes_only;
         finish(total, s);
     }
 

@@ -6,8 +6,9 @@ namespace halibit {
 
 using namespace Halide;
 
-// Packed words are 32-bit: popcount on 32-bit lanes accumulates straight into int32 lanes
-// (vpopcntd on AVX-512, cnt + two pairwise adds on NEON) with no narrowing step.
+// Packed words are 64-bit: one popcount per 64 channels, vpopcntq on AVX-512 and, on AVX2, a
+// vpshufb nibble count plus a single vpsadbw per vector (32-bit lanes would need four more
+// shuffles to sum bytes within each lane). Accumulators are int64 lanes, narrowed once per output.
 //
 // input   (k, j, g, x, y, n): word k of plane j of group g at pixel (x, y) of image n
 // weights (c, k, i, kx, ky, g): word k of plane i of output channel c of group g; the channel

@@ -14,8 +14,8 @@ public:
     GeneratorParam<std::string> schedule{"schedule", "tuned"};  // naive | tuned
     GeneratorParam<OutputKind> output_kind{"output_kind", OutputKind::int32, output_kind_names};
 
-    GeneratorInput<Buffer<uint32_t>> input{"input", 6};      // (k, j, g, x, y, n)
-    GeneratorInput<Buffer<uint32_t>> weights{"weights", 6};  // (c, k, i, kx, ky, g)
+    GeneratorInput<Buffer<uint64_t>> input{"input", 6};      // (k, j, g, x, y, n)
+    GeneratorInput<Buffer<uint64_t>> weights{"weights", 6};  // (c, k, i, kx, ky, g)
     GeneratorInput<int32_t> stride{"stride"};
     GeneratorInput<int32_t> pad{"pad"};
     GeneratorInput<Buffer<int32_t>> multiplier{"multiplier", 1};  // per output channel (output_kind codes/packed)
@@ -31,13 +31,21 @@ protected:
     Expr kernel_w() { return weights.dim(3).extent(); }
     Expr kernel_h() { return weights.dim(4).extent(); }
 
-    // The input with zero words outside the image (zero padding of unsigned codes, one-padding of
-    // sign activations).
+    // The input arrives with a zero border of `pad` pixels already in memory (x and y run from
+    // -pad), so the inner loops read without bounds checks. Zero words are zero padding for
+    // unsigned codes and one-padding for sign activations.
     Func padded_input() {
-        Region bounds = {Range(), Range(), Range(), Range(0, input.dim(3).extent()), Range(0, input.dim(4).extent()), Range()};
-        return BoundaryConditions::constant_exterior(input, cast<uint32_t>(0), bounds);
+        Func in("in");
+        in(_) = input(_);
+        return in;
     }
-    Expr window_x(Expr kx) { return x * stride + kx - pad; }
+    // The image without its border (the input view is symmetric: min = -pad).
+    Expr image_width() { return input.dim(3).extent() + 2 * input.dim(3).min(); }
+    Expr image_height() { return input.dim(4).extent() + 2 * input.dim(4).min(); }
+    // Register tiles may run past the right edge (bound_extent in the schedule): those pixels
+    // recompute the last column, so reads stay inside the border.
+    Expr last_x() { return (input.dim(3).extent() - kernel_w()) / stride; }
+    Expr window_x(Expr kx) { return min(x, last_x()) * stride + kx - pad; }
     Expr window_y(Expr ky) { return y * stride + ky - pad; }
 
     // Builds the output from `total` (acc plus per-pixel or per-tile terms, see PopcountConvSchedule)
@@ -62,6 +70,8 @@ protected:
         s.tiled = tiled;
         s.kind = output_kind;
         s.c = c; s.g = g; s.x = x; s.y = y; s.n = n;
+        s.kernel_w = kernel_w();
+        s.kernel_h = kernel_h();
         schedule_popcount_conv(s, schedule, this->get_target(), this->auto_schedule);
         if (this->auto_schedule) set_estimates();
     }

@@ -7,8 +7,8 @@ if (ARCH STREQUAL "arm64")
         "halibit_bconv_int32|.s|cnt")
 else ()
     set(checks
-        "halibit_bitserial_conv_int32|avx512_sapphirerapids|vpopcntd"
-        "halibit_bconv_int32|avx512_sapphirerapids|vpopcntd"
+        "halibit_bitserial_conv_int32|avx512_sapphirerapids|vpopcntq"
+        "halibit_bconv_int32|avx512_sapphirerapids|vpopcntq"
         "halibit_bitserial_conv_int32|fma-avx2-no_runtime|vpshufb"
         "halibit_bconv_int32|fma-avx2-no_runtime|vpshufb")
 endif ()

@@ -14,6 +14,7 @@
 #include "halibit/isa.h"
 #include "halibit/kernels.h"
 #include "pack.h"
+#include "packed_image.h"
 #include "requantize.h"
 
 namespace halibit::test {

@@ -15,8 +15,8 @@ void check_case(const ConvCase& cc, bool one_padding) {
     ref::Tensor4<uint8_t> bits(cc.n, cc.h, cc.w, cc.cin);
     for (size_t i = 0; i < bits.size(); i++) bits.data[i] = signs.data[i] < 0;
     PackedActivations in;
-    pack_activations(bits.data.data(), {cc.n, cc.h, cc.w, cc.cin}, 1, cc.groups, in);
-    ASSERT_EQ(first_mismatch(ref::pack_signs(signs, cc.groups), in.bytes(), in.words_data.size() * 4), "");
+    pack_activations(bits.data.data(), {cc.n, cc.h, cc.w, cc.cin}, 1, cc.groups, in, cc.pad);
+    ASSERT_EQ(first_mismatch(ref::pack_signs(signs, cc.groups), packed_image(in).data(), packed_image(in).size()), "");
     auto pw = pack_weights(weights.data.data(), cc.cout, cc.kernel, cc.kernel, cin_g, cc.groups, WeightEncoding::binary, 1);
     const BConvOptions opt{{cc.stride, cc.pad}, one_padding};
 
@@ -33,9 +33,12 @@ void check_case(const ConvCase& cc, bool one_padding) {
         EXPECT_EQ(first_mismatch(expected_codes.data, codes_out.data(), codes_out.size()), "") << "codes output";
 
         PackedActivations packed_out;
-        bconv(in, pw, opt, rq, packed_out);
+        bconv(in, pw, opt, rq, packed_out, /*out_border=*/2);
         auto expected_packed = ref::pack_bitplanes(expected_codes, out_bits, cc.groups);
-        EXPECT_EQ(first_mismatch(expected_packed, packed_out.bytes(), expected_packed.size()), "") << "packed output";
+        auto image = packed_image(packed_out);
+        ASSERT_EQ(image.size(), expected_packed.size());
+        EXPECT_EQ(first_mismatch(expected_packed, image.data(), image.size()), "") << "packed output";
+        EXPECT_TRUE(border_is_zero(packed_out));
     }
 }
 

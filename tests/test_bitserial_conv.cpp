@@ -28,7 +28,7 @@ void check_case(const ConvCase& cc, BitWidths b) {
     auto expected = ref::conv(codes, weights, {cc.stride, cc.pad, cc.groups});
 
     PackedActivations in;
-    pack_activations(codes.data.data(), {cc.n, cc.h, cc.w, cc.cin}, b.a, cc.groups, in);
+    pack_activations(codes.data.data(), {cc.n, cc.h, cc.w, cc.cin}, b.a, cc.groups, in, cc.pad);
     auto pw = pack_weights(weights.data.data(), cc.cout, cc.kernel, cc.kernel, cin_g, cc.groups, b.e, b.w);
     const ConvGeometry geo{cc.stride, cc.pad};
 
@@ -44,10 +44,12 @@ void check_case(const ConvCase& cc, BitWidths b) {
     EXPECT_EQ(first_mismatch(expected_codes.data, codes_out.data(), codes_out.size()), "") << "codes output";
 
     PackedActivations packed_out;
-    bitserial_conv(in, pw, geo, rq, packed_out);
+    bitserial_conv(in, pw, geo, rq, packed_out, /*out_border=*/1);
     auto expected_packed = ref::pack_bitplanes(expected_codes, out_bits, cc.groups);
-    ASSERT_EQ(packed_out.words_data.size() * 4, expected_packed.size());
-    EXPECT_EQ(first_mismatch(expected_packed, packed_out.bytes(), expected_packed.size()), "") << "packed output";
+    auto image = packed_image(packed_out);
+    ASSERT_EQ(image.size(), expected_packed.size());
+    EXPECT_EQ(first_mismatch(expected_packed, image.data(), image.size()), "") << "packed output";
+    EXPECT_TRUE(border_is_zero(packed_out));
 }
 
 class BitserialConv : public ::testing::TestWithParam<BitWidths> {
@@ -94,6 +96,16 @@ TEST(BitserialConvErrors, MismatchedGroupsAreReported) {
     auto pw = pack_weights(w.data.data(), 4, 1, 1, 4, 2, WeightEncoding::signed_, 2);
     std::vector<int32_t> out(36);
     EXPECT_THROW(bitserial_conv(in, pw, {1, 0}, out.data()), Error);
+}
+
+TEST(BitserialConvErrors, PaddingBeyondTheBorderIsReported) {
+    auto codes = random_codes(1, 3, 3, 8, 2);
+    PackedActivations in;
+    pack_activations(codes.data.data(), {1, 3, 3, 8}, 2, 1, in, /*border=*/0);
+    auto w = random_weights(4, 3, 8, WeightEncoding::signed_, 2);
+    auto pw = pack_weights(w.data.data(), 4, 3, 3, 8, 1, WeightEncoding::signed_, 2);
+    std::vector<int32_t> out(36);
+    EXPECT_THROW(bitserial_conv(in, pw, {1, 1}, out.data()), Error);
 }
 
 TEST(BitserialConvErrors, WeightOutsideEncodingIsReported) {

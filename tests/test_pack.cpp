@@ -16,11 +16,15 @@ TEST_F(Pack, MatchesReferenceForAllPlanesGroupsAndTails) {
                 SCOPED_TRACE("planes " + std::to_string(planes) + " groups " + std::to_string(groups) + " cg " + std::to_string(cg));
                 const int c = cg * groups;
                 auto codes = random_codes(2, 3, 5, c, planes);
-                PackedActivations p;
-                pack_activations(codes.data.data(), {2, 3, 5, c}, planes, groups, p);
                 auto expected = ref::pack_bitplanes(codes, planes, groups);
-                ASSERT_EQ(p.words_data.size() * 4, expected.size());
-                ASSERT_EQ(first_mismatch(expected, p.bytes(), expected.size()), "");
+                for (int border : {0, 1, 3}) {
+                    PackedActivations p;
+                    pack_activations(codes.data.data(), {2, 3, 5, c}, planes, groups, p, border);
+                    auto image = packed_image(p);
+                    ASSERT_EQ(image.size(), expected.size());
+                    ASSERT_EQ(first_mismatch(expected, image.data(), image.size()), "");
+                    ASSERT_TRUE(border_is_zero(p));
+                }
             }
 }
 

@@ -63,12 +63,12 @@ TEST(ReferencePack, BitPlanesAlongChannelsWithZeroTails) {
     Tensor4<uint8_t> codes(1, 1, 1, 10);
     codes.data = {1, 2, 3, 0, 0, 0, 0, 0, 3, 2};
     auto p = pack_bitplanes(codes, 2, 1);
-    ASSERT_EQ(p.size(), 8u);  // 2 planes x one 32-bit word
+    ASSERT_EQ(p.size(), 16u);  // 2 planes x one 64-bit word
     EXPECT_EQ(p[0], 0b00000101);  // plane 0, channels 0..7
     EXPECT_EQ(p[1], 0b01);        // plane 0, channels 8..9
     EXPECT_EQ(p[2], 0);
-    EXPECT_EQ(p[4], 0b00000110);  // plane 1
-    EXPECT_EQ(p[5], 0b11);
+    EXPECT_EQ(p[8], 0b00000110);  // plane 1
+    EXPECT_EQ(p[9], 0b11);
 }
 
 TEST(Encoding, BitPlanesReconstructTheWeight) {

@@ -1,8 +1,8 @@
 // Reference packing of activation codes into bit planes (the layout contract of docs/kernels.md).
 //
-// Packed activations, per pixel (n, y, x): for each group g, for each plane j, ceil(Cg/32) 32-bit
-// little-endian words; channel c of the group is bit (c % 32) of word (c / 32). Tail bits are zero.
-// As a byte array: bytes(kb, j, g, x, y, n) with kb in [0, 4 * words).
+// Packed activations, per pixel (n, y, x): for each group g, for each plane j, ceil(Cg/64) 64-bit
+// little-endian words; channel c of the group is bit (c % 64) of word (c / 64). Tail bits are zero.
+// As a byte array: bytes(kb, j, g, x, y, n) with kb in [0, 8 * words).
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -11,12 +11,12 @@
 
 namespace halibit::ref {
 
-inline int packed_words(int channels_per_group) { return (channels_per_group + 31) / 32; }
+inline int packed_words(int channels_per_group) { return (channels_per_group + 63) / 64; }
 
 // codes: NHWC unsigned codes (bits planes); returns the packed bytes.
 inline std::vector<uint8_t> pack_bitplanes(const Tensor4<uint8_t>& codes, int planes, int groups) {
     const int N = codes.d0, H = codes.d1, W = codes.d2, C = codes.d3, Cg = C / groups;
-    const int bytes = 4 * packed_words(Cg);
+    const int bytes = 8 * packed_words(Cg);
     std::vector<uint8_t> out(size_t(N) * H * W * groups * planes * bytes, 0);
     size_t pixel = 0;
     for (int n = 0; n < N; n++)

@@ -21,25 +21,30 @@ Buffer<T> view(const T* data, std::initializer_list<std::pair<int, int>> dims) {
     return Buffer<T>(const_cast<T*>(data), int(shape.size()), shape.data());
 }
 
-// Packed activations as 32-bit words (k, j, g, x, y, n).
-Buffer<uint32_t> words_view(const PackedActivations& a) {
+// Packed activations as 64-bit words (k, j, g, x, y, n), x and y from -pad: the image and `pad`
+// pixels of its zero border.
+Buffer<uint64_t> words_view(const PackedActivations& a, int pad) {
     const int k = a.words(), j = a.planes, g = a.groups;
-    return view<uint32_t>(a.words_data.data(), {{k, 1}, {j, k}, {g, k * j}, {a.shape.w, k * j * g},
-                                                {a.shape.h, k * j * g * a.shape.w},
-                                                {a.shape.n, k * j * g * a.shape.w * a.shape.h}});
+    std::vector<halide_dimension_t> d = {{0, k, 1},
+                                         {0, j, k},
+                                         {0, g, k * j},
+                                         {-pad, a.shape.w + 2 * pad, int(a.pixel_words())},
+                                         {-pad, a.shape.h + 2 * pad, int(a.row_words())},
+                                         {0, a.shape.n, int(a.image_words())}};
+    return Buffer<uint64_t>(const_cast<uint64_t*>(a.words_data.data() + a.offset(0, -pad, -pad)), int(d.size()), d.data());
 }
 
-// Packed activations as bytes (kb, j, g, x, y, n), the pack kernels' output.
+// The image part of packed activations as bytes (kb, j, g, x, y, n): what producers write.
 Buffer<uint8_t> bytes_view(PackedActivations& a) {
-    const int kb = 4 * a.words(), j = a.planes, g = a.groups;
-    return view<uint8_t>(reinterpret_cast<uint8_t*>(a.words_data.data()),
-                         {{kb, 1}, {j, kb}, {g, kb * j}, {a.shape.w, kb * j * g}, {a.shape.h, kb * j * g * a.shape.w},
-                          {a.shape.n, kb * j * g * a.shape.w * a.shape.h}});
+    const int kb = 8 * a.words(), j = a.planes, g = a.groups;
+    return view<uint8_t>(reinterpret_cast<uint8_t*>(a.words_data.data() + a.offset(0, 0, 0)),
+                         {{kb, 1}, {j, kb}, {g, kb * j}, {a.shape.w, 8 * int(a.pixel_words())},
+                          {a.shape.h, 8 * int(a.row_words())}, {a.shape.n, 8 * int(a.image_words())}});
 }
 
-Buffer<uint32_t> weights_view(const PackedWeights& w) {
+Buffer<uint64_t> weights_view(const PackedWeights& w) {
     const int c = w.padded_channels(), k = w.words(), i = w.bits;
-    return view<uint32_t>(w.words_data.data(), {{c, 1}, {k, c}, {i, c * k}, {w.kernel_w, c * k * i},
+    return view<uint64_t>(w.words_data.data(), {{c, 1}, {k, c}, {i, c * k}, {w.kernel_w, c * k * i},
                                                 {w.kernel_h, c * k * i * w.kernel_w},
                                                 {w.groups, c * k * i * w.kernel_w * w.kernel_h}});
 }
@@ -60,6 +65,9 @@ void check_conv(const PackedActivations& in, const PackedWeights& w, ConvGeometr
         throw Error("convolution: activations have " + std::to_string(in.shape.c) + " channels in " +
                     std::to_string(in.groups) + " groups, weights expect " +
                     std::to_string(w.in_channels_per_group * w.groups) + " in " + std::to_string(w.groups));
+    if (g.pad > in.border)
+        throw Error("convolution: padding " + std::to_string(g.pad) + " needs activations packed with a border of at least " +
+                    std::to_string(g.pad) + " (they have " + std::to_string(in.border) + ")");
     if (g.stride < 1 || g.pad < 0 || conv_out_size(in.shape.h, w.kernel_h, g.stride, g.pad) < 1 ||
         conv_out_size(in.shape.w, w.kernel_w, g.stride, g.pad) < 1)
         throw Error("convolution: kernel, stride or padding leave no output pixels");
@@ -80,12 +88,17 @@ const Requantization& no_requantization() {
 
 }  // namespace
 
-void PackedActivations::resize(const ActivationShape& s, int p, int g) {
+void PackedActivations::resize(const ActivationShape& s, int p, int g, int b) {
     if (g < 1 || s.c % g) throw Error("packed activations: " + std::to_string(s.c) + " channels do not split into " + std::to_string(g) + " groups");
+    if (b < 0) throw Error("packed activations: negative border");
+    const bool same = shape.n == s.n && shape.h == s.h && shape.w == s.w && shape.c == s.c && planes == p && groups == g &&
+                      border == b && !words_data.empty();
     shape = s;
     planes = p;
     groups = g;
-    words_data.assign(size_t(s.n) * s.h * s.w * g * p * words(), 0);
+    border = b;
+    // Kernels write the image only; the border must be zero, so a new layout starts from zeros.
+    if (!same) words_data.assign(size_t(s.n) * image_words(), 0);
 }
 
 int conv_out_size(int in, int kernel, int stride, int pad) { return (in + 2 * pad - kernel) / stride + 1; }
@@ -120,17 +133,18 @@ PackedWeights pack_weights(const int8_t* ohwi, int out_channels, int kernel_h, i
                                     std::to_string(ky) + "," + std::to_string(kx) + "," + std::to_string(ci) +
                                     "] is not a " + std::to_string(bits) + "-bit " + encoding_name(encoding) + " weight");
                     const uint32_t code = encode_weight(encoding, bits, w);
-                    const int g = o / cog, c = o % cog, k = ci / 32;
+                    const int g = o / cog, c = o % cog, k = ci / 64;
                     for (int i = 0; i < bits; i++) {
                         size_t idx = c + size_t(cp) * (k + size_t(words) * (i + size_t(bits) * (kx + size_t(kernel_w) * (ky + size_t(kernel_h) * g))));
-                        p.words_data[idx] |= ((code >> i) & 1u) << (ci % 32);
+                        p.words_data[idx] |= uint64_t((code >> i) & 1u) << (ci % 64);
                     }
                 }
     return p;
 }
 
-void pack_activations(const uint8_t* codes, const ActivationShape& s, int planes, int groups, PackedActivations& out) {
-    out.resize(s, planes, groups);
+void pack_activations(const uint8_t* codes, const ActivationShape& s, int planes, int groups, PackedActivations& out,
+                      int border) {
+    out.resize(s, planes, groups, border);
     auto in = view<uint8_t>(codes, {{s.c, 1}, {s.w, s.c}, {s.h, s.c * s.w}, {s.n, s.c * s.w * s.h}});
     auto o = bytes_view(out);
     int32_t g = groups;
@@ -142,14 +156,14 @@ namespace {
 
 // The arguments every popcount convolution takes, in generator order (generators/popcount_conv.h).
 struct ConvArgs {
-    Buffer<uint32_t> input, weights;
+    Buffer<uint64_t> input, weights;
     int32_t stride, pad;
     Buffer<int32_t> multiplier;
     Buffer<int64_t> bias;
     int32_t shift, out_bits;
 
     ConvArgs(const PackedActivations& in, const PackedWeights& w, ConvGeometry g, const Requantization& rq)
-        : input(words_view(in)), weights(weights_view(w)), stride(g.stride), pad(g.pad),
+        : input(words_view(in, g.pad)), weights(weights_view(w)), stride(g.stride), pad(g.pad),
           multiplier(view<int32_t>(rq.multiplier.data(), {{int(rq.multiplier.size()), 1}})),
           bias(view<int64_t>(rq.bias.data(), {{int(rq.bias.size()), 1}})), shift(rq.shift), out_bits(rq.out_bits) {}
     std::vector<void*> argv() {
@@ -207,9 +221,9 @@ void bitserial_conv(const PackedActivations& in, const PackedWeights& w, ConvGeo
 }
 
 void bitserial_conv(const PackedActivations& in, const PackedWeights& w, ConvGeometry g, const Requantization& rq,
-                    PackedActivations& out) {
+                    PackedActivations& out, int out_border) {
     check_requantization(rq, w.out_channels);
-    out.resize(conv_output_shape(in, w, g), rq.out_bits, w.groups);
+    out.resize(conv_output_shape(in, w, g), rq.out_bits, w.groups, out_border);
     run_bitserial(Kernel::halibit_bitserial_conv_packed, in, w, g, rq, bytes_view(out));
 }
 
@@ -224,9 +238,9 @@ void bconv(const PackedActivations& in, const PackedWeights& w, BConvOptions o, 
 }
 
 void bconv(const PackedActivations& in, const PackedWeights& w, BConvOptions o, const Requantization& rq,
-           PackedActivations& out) {
+           PackedActivations& out, int out_border) {
     check_requantization(rq, w.out_channels);
-    out.resize(conv_output_shape(in, w, o.geometry), rq.out_bits, w.groups);
+    out.resize(conv_output_shape(in, w, o.geometry), rq.out_bits, w.groups, out_border);
     run_bconv(Kernel::halibit_bconv_packed, in, w, o, rq, bytes_view(out));
 }
 

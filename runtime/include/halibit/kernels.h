@@ -13,17 +13,28 @@ struct ActivationShape {
 };
 
 // Activations as bit planes (layout: docs/kernels.md, runtime/reference/pack.h): per pixel, per
-// group, per plane, `words()` 32-bit words; channel c of a group is bit c % 32 of word c / 32.
+// group, per plane, `words()` 64-bit words; channel c of a group is bit c % 64 of word c / 64.
+// The image is stored inside a zero border of `border` pixels on every side, so that a
+// convolution with padding up to `border` reads it without bounds checks.
 struct PackedActivations {
     ActivationShape shape;
     int groups = 1;
     int planes = 1;
-    std::vector<uint32_t> words_data;
+    int border = 0;
+    std::vector<uint64_t> words_data;  // (n, h + 2 border, w + 2 border, groups, planes, words)
 
     int channels_per_group() const { return shape.c / groups; }
-    int words() const { return (channels_per_group() + 31) / 32; }
-    void resize(const ActivationShape& s, int planes, int groups);
+    int words() const { return (channels_per_group() + 63) / 64; }
+    void resize(const ActivationShape& s, int planes, int groups, int border = 0);
+    size_t pixel_words() const { return size_t(groups) * planes * words(); }
+    size_t row_words() const { return pixel_words() * (shape.w + 2 * border); }
+    size_t image_words() const { return row_words() * (shape.h + 2 * border); }
+    // Offset of pixel (n, y, x) of the image (y, x may reach into the border).
+    size_t offset(int n, int y, int x) const {
+        return n * image_words() + size_t(y + border) * row_words() + size_t(x + border) * pixel_words();
+    }
     const uint8_t* bytes() const { return reinterpret_cast<const uint8_t*>(words_data.data()); }
+    size_t byte_size() const { return words_data.size() * sizeof(uint64_t); }
 };
 
 // Weights as bit planes for the popcount kernels: words(c, k, i, kx, ky, g), the output channel
@@ -32,14 +43,14 @@ struct PackedWeights {
     int out_channels = 0, kernel_h = 0, kernel_w = 0, in_channels_per_group = 0, groups = 1;
     WeightEncoding encoding = WeightEncoding::signed_;
     int bits = 1;
-    std::vector<uint32_t> words_data;
+    std::vector<uint64_t> words_data;
 
     static constexpr int kWeightChannelAlign = 64;
     int out_channels_per_group() const { return out_channels / groups; }
     int padded_channels() const {
         return (out_channels_per_group() + kWeightChannelAlign - 1) / kWeightChannelAlign * kWeightChannelAlign;
     }
-    int words() const { return (in_channels_per_group + 31) / 32; }
+    int words() const { return (in_channels_per_group + 63) / 64; }
 };
 
 // weights: OHWI integer values (out_channels, kernel_h, kernel_w, in_channels / groups), each a
@@ -63,15 +74,19 @@ struct ConvGeometry {
 int conv_out_size(int in, int kernel, int stride, int pad);
 ActivationShape conv_output_shape(const PackedActivations& in, const PackedWeights& w, ConvGeometry g);
 
-// codes: NHWC unsigned codes with values below 2^planes.
-void pack_activations(const uint8_t* codes, const ActivationShape& shape, int planes, int groups, PackedActivations& out);
+// codes: NHWC unsigned codes with values below 2^planes. `border`: the largest padding of the
+// convolutions that will read the result.
+void pack_activations(const uint8_t* codes, const ActivationShape& shape, int planes, int groups, PackedActivations& out,
+                      int border = 0);
 
+// Convolutions need `in.border >= padding` (halibit::Error otherwise). A packed output gets a
+// border of `out_border` for the next layer.
 // bitserial_conv: unsigned activations (in.planes bits) x weights (binary, signed or odd).
 void bitserial_conv(const PackedActivations& in, const PackedWeights& w, ConvGeometry g, int32_t* out_nhwc);
 void bitserial_conv(const PackedActivations& in, const PackedWeights& w, ConvGeometry g, const Requantization& rq,
                     uint8_t* codes_nhwc);
 void bitserial_conv(const PackedActivations& in, const PackedWeights& w, ConvGeometry g, const Requantization& rq,
-                    PackedActivations& out);
+                    PackedActivations& out, int out_border = 0);
 
 // bconv: sign activations (one plane, bit 1 = -1) x binary weights. Padding is exact zero
 // padding, or one-padding (+1 outside the image) when `one_padding` is set.
@@ -83,6 +98,6 @@ void bconv(const PackedActivations& in, const PackedWeights& w, BConvOptions o, 
 void bconv(const PackedActivations& in, const PackedWeights& w, BConvOptions o, const Requantization& rq,
            uint8_t* codes_nhwc);
 void bconv(const PackedActivations& in, const PackedWeights& w, BConvOptions o, const Requantization& rq,
-           PackedActivations& out);
+           PackedActivations& out, int out_border = 0);
 
 }  // namespace halibit
