@@ -28,8 +28,7 @@ public:
         Func tap_sum("tap_sum");
         tap_sum(c, kx, ky, g) = channels_per_group;
         tap_sum(c, kx, ky, g) -= 2 * cast<int32_t>(popcount(weights(c, rw, 0, kx, ky, g)));
-        // With one-padding the correction's loop is empty.
-        RDom rt(0, select(zero_padding, kernel_w(), 0), 0, kernel_h(), "rt");
+        RDom rt(0, kernel_w(), 0, kernel_h(), "rt");
         Expr outside = window_x(rt.x) < 0 || window_x(rt.x) >= image_width() ||
                        window_y(rt.y) < 0 || window_y(rt.y) >= image_height();
         Func correction("correction");
@@ -37,8 +36,8 @@ public:
         correction(c, g, x, y, n) += select(outside, tap_sum(c, rt.x, rt.y, g), 0);
 
         Func total("total");
-        Expr ones = kernel_w() * kernel_h() * channels_per_group - 2 * cast<int32_t>(mismatches(c, g, x, y, n));
-        total(c, g, x, y, n) = ones - correction(c, g, x, y, n);
+        Expr ones = cast<int64_t>(kernel_w() * kernel_h() * channels_per_group) - 2 * mismatches(c, g, x, y, n);
+        total(c, g, x, y, n) = select(zero_padding, ones - cast<int64_t>(correction(c, g, x, y, n)), ones);
 
         tap_sum.compute_root();
         PopcountConvSchedule s;
@@ -46,6 +45,7 @@ public:
         s.tap_rvars = {rkx, rky};
         s.word_rvar = rk;
         s.per_tile = {correction};
+        s.branches = {zero_padding};  // the one-padding branch drops the correction
         finish(total, s);
         if (schedule == "tuned" && !auto_schedule) {
             const int lanes = get_target().natural_vector_size<int32_t>();  // tap_sum is int32

@@ -31,7 +31,7 @@ public:
         act_sum(g, x, y, n) += cast<int32_t>(popcount(in(ra[0], ra[1], g, window_x(ra[2]), window_y(ra[3]), n)) << ra[1]);
 
         Func total("total");
-        total(c, g, x, y, n) = cast<int32_t>(acc(c, g, x, y, n)) + activation_offset() * act_sum(g, x, y, n);
+        total(c, g, x, y, n) = acc(c, g, x, y, n) + cast<int64_t>(activation_offset() * act_sum(g, x, y, n));
 
         // Constant bit widths let the plane loops unroll and the coefficients fold to shifts:
         // W2A2 also unrolls 1x1 and 3x3 taps, W4A4 only its 16 plane pairs (compile time).

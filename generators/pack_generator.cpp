@@ -1,5 +1,10 @@
 // `pack`: unsigned activation codes (NHWC) to bit planes along channels.
 // Input codes(c, x, y, n), output bytes(kb, j, g, x, y, n); see runtime/reference/pack.h.
+//
+// When a group's channel count is a multiple of 8, eight codes are read as one 64-bit word
+// (`code_words`, the same memory) and their bit j is gathered into a byte with three shift-ors:
+// byte b's bit sits at bit 8b; x |= x >> 7 moves byte b+1's bit next to it, >> 14 and >> 28 do
+// the same for pairs and quads. Other channel counts take a byte at a time from the codes.
 #include "Halide.h"
 #include "output_stage.h"
 #include "../schedules/pack.h"
@@ -10,21 +15,34 @@ class Pack : public Generator<Pack> {
 public:
     GeneratorParam<std::string> schedule{"schedule", "tuned"};
 
-    Input<Buffer<uint8_t>> codes{"codes", 4};     // (c, x, y, n)
+    Input<Buffer<uint8_t>> codes{"codes", 4};             // (c, x, y, n)
+    Input<Buffer<uint64_t>> code_words{"code_words", 4};  // (c / 8, x, y, n): the same codes, 8 per word
     Input<int32_t> groups{"groups"};
-    Output<Buffer<uint8_t>> packed{"packed", 6};  // (kb, j, g, x, y, n)
+    Input<bool> whole_words{"whole_words"};               // channels per group % 8 == 0: read code_words
+    Output<Buffer<uint8_t>> packed{"packed", 6};          // (kb, j, g, x, y, n)
 
     void generate() {
-        Var c("c"), g("g"), x("x"), y("y"), n("n");
+        Var c("c"), g("g"), x("x"), y("y"), n("n"), kb("kb"), j("j");
         Expr cg = codes.dim(0).extent() / groups;
         Func grouped("grouped");
         grouped(c, g, x, y, n) = codes(g * cg + c, x, y, n);
         Func bytes = pack_codes(grouped, cg, "bytes");
-        packed = bytes;
+
+        Expr words_per_group = cg / 8;
+        Expr index = clamp(g * words_per_group + min(kb, words_per_group - 1), 0, code_words.dim(0).extent() - 1);
+        Expr word = code_words(index, x, y, n);
+        Expr bits = (word >> cast<uint64_t>(j)) & Expr(uint64_t(0x0101010101010101ULL));
+        bits = bits | (bits >> cast<uint64_t>(7));
+        bits = bits | (bits >> cast<uint64_t>(14));
+        bits = bits | (bits >> cast<uint64_t>(28));
+        Expr from_words = select(kb < words_per_group, cast<uint8_t>(bits), cast<uint8_t>(0));
+
+        packed(kb, j, g, x, y, n) = select(whole_words, from_words, bytes(kb, j, g, x, y, n));
 
         codes.dim(0).set_stride(1);
+        code_words.dim(0).set_stride(1);
         packed.dim(0).set_stride(1);
-        schedule_pack(packed, schedule, get_target(), auto_schedule, codes);
+        schedule_pack(packed, whole_words, schedule, get_target(), auto_schedule, codes);
     }
 };
 

@@ -48,12 +48,13 @@ protected:
     Expr window_x(Expr kx) { return min(x, last_x()) * stride + kx - pad; }
     Expr window_y(Expr ky) { return y * stride + ky - pad; }
 
-    // Builds the output from `total` (acc plus per-pixel or per-tile terms, see PopcountConvSchedule)
+    // Builds the output from `total` (int64: acc plus per-pixel or per-tile terms, see
+    // PopcountConvSchedule; narrowed only for the int32 output, requantized in int64 otherwise)
     // and applies the schedule.
     void finish(Func total, PopcountConvSchedule s) {
         Func tiled("tiled"), result;
         if (output_kind == OutputKind::int32) {
-            tiled(c, g, x, y, n) = total(c, g, x, y, n);
+            tiled(c, g, x, y, n) = cast<int32_t>(total(c, g, x, y, n));
             result = tiled;
         } else {
             Expr co = g * out_channels_packed() + c;
