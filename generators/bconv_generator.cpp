@@ -35,15 +35,15 @@ public:
         correction(c, g, x, y, n) = 0;
         correction(c, g, x, y, n) += select(outside, tap_sum(c, rt.x, rt.y, g), 0);
 
-        Func total("total");
         Expr ones = cast<int64_t>(kernel_w() * kernel_h() * channels_per_group) - 2 * mismatches(c, g, x, y, n);
-        total(c, g, x, y, n) = select(zero_padding, ones - cast<int64_t>(correction(c, g, x, y, n)), ones);
+        Expr total = select(zero_padding, ones - cast<int64_t>(correction(c, g, x, y, n)), ones);
 
         tap_sum.compute_root();
         PopcountConvSchedule s;
-        s.acc = mismatches;
-        s.tap_rvars = {rkx, rky};
-        s.word_rvar = rk;
+        s.acc.acc = mismatches;
+        s.acc.tile = register_tile_for(get_target());
+        s.acc.tap_rvars = {rkx, rky};
+        s.acc.word_rvar = rk;
         s.per_tile = {correction};
         s.branches = {zero_padding};  // the one-padding branch drops the correction
         finish(total, s);

@@ -51,14 +51,17 @@ protected:
     // Builds the output from `total` (int64: acc plus per-pixel or per-tile terms, see
     // PopcountConvSchedule; narrowed only for the int32 output, requantized in int64 otherwise)
     // and applies the schedule.
-    void finish(Func total, PopcountConvSchedule s) {
+    // `total` is an expression in (c, g, x, y, n), not a Func: Halide substitutes a branch's
+    // condition only into the definition of the Func it specialises (`tiled`), so selects on
+    // bool inputs must appear there for each branch to drop the other's work.
+    void finish(Expr total, PopcountConvSchedule s) {
         Func tiled("tiled"), result;
         if (output_kind == OutputKind::int32) {
-            tiled(c, g, x, y, n) = cast<int32_t>(total(c, g, x, y, n));
+            tiled(c, g, x, y, n) = cast<int32_t>(total);
             result = tiled;
         } else {
             Expr co = g * out_channels_packed() + c;
-            tiled(c, g, x, y, n) = requantize(total(c, g, x, y, n), multiplier(co), bias(co), shift, out_bits);
+            tiled(c, g, x, y, n) = requantize(total, multiplier(co), bias(co), shift, out_bits);
             result = output_kind == OutputKind::codes ? tiled : pack_codes(tiled, out_channels_packed(), "packed");
         }
         output = result;

@@ -196,8 +196,9 @@ void run_bitserial(Kernel k, const PackedActivations& in, const PackedWeights& w
     check_conv(in, w, g);
     ConvArgs a(in, w, g, rq);
     int32_t wbits = w.bits, abits = in.planes, enc = int32_t(w.encoding);
+    bool w2a2_signed = wbits == 2 && abits == 2 && w.encoding == WeightEncoding::signed_;
     auto args = a.argv();
-    args.insert(args.end(), {&wbits, &abits, &enc, out.raw_buffer()});
+    args.insert(args.end(), {&wbits, &abits, &enc, &w2a2_signed, out.raw_buffer()});
     check(call_kernel(k, args.data()), kernel_name(k));
 }
 
