@@ -56,8 +56,8 @@ struct PopcountConvSchedule {
 // plane x activation plane pairs each word feeds (1 for bconv, 4 for W2A2): more pairs keep more
 // weight vectors live, so the tile shrinks to stay in registers.
 inline RegisterTile register_tile_for(const Target& t, int pairs = 1) {
-    if (t.arch == Target::X86 && t.has_feature(Target::AVX512)) return pairs > 1 ? RegisterTile{2, 6} : RegisterTile{4, 6};
-    if (t.arch == Target::X86) return pairs > 1 ? RegisterTile{1, 4} : RegisterTile{2, 4};  // popcount temps need ymm too
+    if (t.arch == Target::X86 && t.has_feature(Target::AVX512)) return pairs > 1 ? RegisterTile{2, 7} : RegisterTile{2, 7};
+    if (t.arch == Target::X86) return pairs > 1 ? RegisterTile{1, 7} : RegisterTile{1, 7};  // popcount temps need ymm too
     return pairs > 1 ? RegisterTile{2, 4} : RegisterTile{4, 4};
 }
 
