@@ -45,7 +45,7 @@ public:
         s.acc.tap_rvars = {rkx, rky};
         s.acc.word_rvar = rk;
         s.per_tile = {correction};
-        s.branches = {zero_padding};  // the one-padding branch drops the correction
+        s.branches = {{zero_padding}};  // the one-padding branch drops the correction
         finish(total, s);
         if (schedule == "tuned" && !auto_schedule) {
             const int lanes = get_target().natural_vector_size<int32_t>();  // tap_sum is int32

@@ -1,6 +1,8 @@
 // The output transform fused into every convolution (Larq-style): dyadic requantization per
 // output channel, optionally packed straight into the bit planes the next layer reads.
 #pragma once
+#include <limits>
+
 #include "Halide.h"
 
 namespace halibit {
@@ -21,6 +23,34 @@ inline Expr requantize(Expr acc, Expr multiplier, Expr bias, Expr shift, Expr ou
     Expr v = (cast<int64_t>(acc) * cast<int64_t>(multiplier) + bias + round) >> s;
     Expr hi = (cast<int64_t>(1) << cast<int64_t>(out_bits)) - 1;
     return cast<uint8_t>(clamp(v, cast<int64_t>(0), hi));
+}
+
+// The same requantization as level thresholds: code = #{l in 1..2^bits-1 : acc*M + B + round >= l 2^S}
+// = #{l : acc >= T_l} for M > 0 (acc <= T_l for M < 0), T_l = the bound on acc solved exactly
+// in int64. One compare per level instead of a 64-bit multiply and shift per output, which AVX2
+// and NEON do not have: used for 1- and 2-bit outputs. thresholds(l, c) is level l + 1.
+inline Func requantization_thresholds(Func multiplier, Func bias, Expr shift) {
+    Var l("l"), c("c");
+    Expr m = cast<int64_t>(multiplier(c));
+    Expr s = cast<int64_t>(shift);
+    Expr round = select(shift > 0, cast<int64_t>(1) << max(s - 1, 0), cast<int64_t>(0));
+    Expr need = (cast<int64_t>(l + 1) << s) - bias(c) - round;  // acc * M >= need
+    const Expr never = Expr(std::numeric_limits<int64_t>::max()), always = Expr(std::numeric_limits<int64_t>::min());
+    Func t("thresholds");
+    // Halide divides by a positive divisor rounding down: ceil(need / m) = -((-need) / m).
+    t(l, c) = select(m > 0, -((-need) / max(m, 1)),
+                     m < 0, (-need) / max(-m, 1),  // floor(need / m) for m < 0
+                     select(need <= 0, always, never));
+    return t;
+}
+
+inline Expr requantize_by_thresholds(Expr acc, Func thresholds, Expr multiplier, Expr channel, int levels) {
+    Expr code = cast<uint8_t>(0);
+    for (int l = 0; l < levels; l++) {
+        Expr t = thresholds(l, channel);
+        code = code + cast<uint8_t>(select(multiplier < 0, acc <= t, acc >= t));
+    }
+    return code;
 }
 
 // Packs codes(c, g, x, y, n) (channels_per_group valid channels) into bytes(kb, j, g, x, y, n):

@@ -61,7 +61,12 @@ protected:
             result = tiled;
         } else {
             Expr co = g * out_channels_packed() + c;
-            tiled(c, g, x, y, n) = requantize(total, multiplier(co), bias(co), shift, out_bits);
+            Func thresholds = requantization_thresholds(multiplier, bias, shift);
+            tiled(c, g, x, y, n) = select(out_bits == 1, requantize_by_thresholds(total, thresholds, multiplier(co), co, 1),
+                                          out_bits == 2, requantize_by_thresholds(total, thresholds, multiplier(co), co, 3),
+                                          requantize(total, multiplier(co), bias(co), shift, out_bits));
+            s.branches.insert(s.branches.begin(), std::vector<Expr>{out_bits == 1, out_bits == 2});
+            s.per_output = {thresholds};
             result = output_kind == OutputKind::codes ? tiled : pack_codes(tiled, out_channels_packed(), "packed");
         }
         output = result;

@@ -46,7 +46,12 @@ struct PopcountConvSchedule {
     Accumulator acc;                   // the general one
     std::vector<Func> per_pixel;  // reductions shared by all channels of a pixel (computed per tile)
     std::vector<Func> per_tile;   // small reductions over (c, x) computed beside the general acc
-    std::vector<Expr> branches;   // extra conditions `tiled` is specialized on (each drops unused work)
+    // Further conditions `tiled` is specialised on, each dropping unused work (e.g. the 64-bit
+    // requantization where thresholds do): a tree with one level per inner list, each level's
+    // conditions tried in order with an "else" that goes on to the next level. Every
+    // accumulator branch gets the whole tree.
+    std::vector<std::vector<Expr>> branches;
+    std::vector<Func> per_output;  // small tables over output channels, computed once per call
     OutputKind kind = OutputKind::int32;
     Var c, g, x, y, n;
     Expr kernel_w, kernel_h;      // weights.dim(3), dim(4) extents
@@ -59,6 +64,12 @@ inline RegisterTile register_tile_for(const Target& t, int pairs = 1) {
     if (t.arch == Target::X86 && t.has_feature(Target::AVX512)) return pairs > 1 ? RegisterTile{2, 7} : RegisterTile{2, 7};
     if (t.arch == Target::X86) return pairs > 1 ? RegisterTile{1, 7} : RegisterTile{1, 7};  // popcount temps need ymm too
     return pairs > 1 ? RegisterTile{2, 4} : RegisterTile{4, 4};
+}
+
+inline void specialize_tree(Stage st, const std::vector<std::vector<Expr>>& levels, size_t level = 0) {
+    if (level == levels.size()) return;
+    for (const Expr& cond : levels[level]) specialize_tree(st.specialize(cond), levels, level + 1);
+    specialize_tree(st, levels, level + 1);
 }
 
 inline bool is_scalar_target(const Target& t) {
@@ -78,8 +89,9 @@ inline void schedule_popcount_conv(PopcountConvSchedule& s, const std::string& s
         for (Accumulator* a : accs) a->acc.compute_at(s.tiled, c);
         for (Func f : s.per_tile) f.compute_at(s.tiled, c);
         for (Func f : s.per_pixel) f.compute_at(s.tiled, x);
+        for (Func f : s.per_output) f.compute_root();
         for (auto& a : s.special) s.tiled.specialize(a.when);
-        for (const Expr& b : s.branches) s.tiled.specialize(b);
+        specialize_tree(s.tiled, s.branches);
         return;
     }
     if (schedule != "tuned") throw std::runtime_error("unknown schedule " + schedule);
@@ -104,17 +116,25 @@ inline void schedule_popcount_conv(PopcountConvSchedule& s, const std::string& s
             .unroll(xi);
         if (s.kind != OutputKind::packed) st.parallel(y);
     };
-    // Specialised branches first: each inherits nothing of the general tiling.
-    for (auto& a : s.special) tile_loops(tiled.specialize(a.when), a.tile);
+    // Specialised branches first: each inherits nothing of the general tiling. Each then gets the
+    // chain of further branches, which inherit its tiling.
+    for (auto& a : s.special) {
+        Stage st = tiled.specialize(a.when);
+        tile_loops(st, a.tile);
+        specialize_tree(st, s.branches);
+    }
     tile_loops(tiled, s.acc.tile);
+    specialize_tree(tiled, s.branches);
+    for (Func f : s.per_output) f.compute_root();
 
-    // Unrolled taps pay on AVX2 and NEON, where loop overhead competes with a long popcount
-    // sequence; on AVX-512 the extra live addresses cost more than the loop (docs/kernels.md).
+    // Unrolled taps pay for bconv on AVX2 and NEON, where loop overhead competes with a long
+    // popcount sequence; on AVX-512, and with unrolled plane pairs, the extra live addresses and
+    // the size of the block cost more than the loop (docs/kernels.md).
     Expr kw = s.kernel_w, kh = s.kernel_h;
-    std::vector<Expr> kernels;
-    if (!target.has_feature(Target::AVX512)) kernels = {kw == 3 && kh == 3, kw == 1 && kh == 1};
-
     for (Accumulator* a : accs) {
+        std::vector<Expr> kernels;
+        if (!target.has_feature(Target::AVX512) && !a->planes_constant && a->plane_rvars.empty())
+            kernels = {kw == 3 && kh == 3, kw == 1 && kh == 1};
         const int tc = lanes * a->tile.vectors;
         a->acc.compute_at(tiled, co).bound_extent(c, tc).bound_extent(x, tx).vectorize(c, lanes).unroll(c).unroll(x);
         Stage upd = a->acc.update();
@@ -143,7 +163,6 @@ inline void schedule_popcount_conv(PopcountConvSchedule& s, const std::string& s
         f.compute_at(tiled, co).bound_extent(c, tc).bound_extent(x, tx).vectorize(c, lanes);
         f.update().reorder(c, x).vectorize(c, lanes);
     }
-    for (const Expr& b : s.branches) tiled.specialize(b);
 }
 
 }  // namespace halibit
