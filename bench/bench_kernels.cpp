@@ -63,6 +63,7 @@ struct HalibitConv {
     Family family;
     int wbits, abits;
     Isa isa;
+    Schedule schedule = Schedule::tuned;
 
     void operator()(benchmark::State& state, const ConvShape& s, int threads) const {
         if (!isa_available(isa)) {
@@ -97,7 +98,7 @@ struct HalibitConv {
             if (family == bconv)
                 halibit::bconv(in, pw, {geo, /*one_padding=*/true}, rq, out.data());
             else
-                bitserial_conv(in, pw, geo, rq, out.data());
+                bitserial_conv(in, pw, geo, rq, out.data(), schedule);
             benchmark::DoNotOptimize(out.data());
         });
         force_isa(Isa::automatic);
@@ -126,6 +127,9 @@ void register_all() {
         engines.push_back({"bconv_w1a1" + suffix, HalibitConv{HalibitConv::bconv, 1, 1, isa}});
         engines.push_back({"bitserial_w2a2" + suffix, HalibitConv{HalibitConv::bitserial, 2, 2, isa}});
     }
+    // The autoscheduler baseline (Li2018) of the same algorithm, on the best x86 ISA.
+    engines.push_back({"bitserial_w2a2_auto",
+                       HalibitConv{HalibitConv::bitserial, 2, 2, Isa::automatic, Schedule::autoscheduled}});
     for (int threads : {1, 2})
         for (const Layer& l : layers())
             for (const Engine& e : engines) {

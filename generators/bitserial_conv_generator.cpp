@@ -43,6 +43,12 @@ public:
         Expr acc = select(is_w2a2, w2a2.acc(c, g, x, y, n), general.acc(c, g, x, y, n));
         Expr total = acc + cast<int64_t>(activation_offset(weight_bits, encoding) * act_sum(g, x, y, n));
 
+        if (auto_schedule) {
+            weight_bits.set_estimate(2);
+            act_bits.set_estimate(2);
+            encoding.set_estimate(1);
+            w2a2_signed.set_estimate(true);
+        }
         PopcountConvSchedule s;
         s.special = {w2a2};
         s.acc = general;

@@ -92,8 +92,8 @@ private:
 
     void set_estimates() {
         // ResNet-18's 28x28x128 -> 128 layer, 2-bit planes.
-        input.set_estimates({{0, 4}, {0, 2}, {0, 1}, {0, 28}, {0, 28}, {0, 1}});
-        weights.set_estimates({{0, 128}, {0, 4}, {0, 2}, {0, 3}, {0, 3}, {0, 1}});
+        input.set_estimates({{0, 2}, {0, 2}, {0, 1}, {-1, 30}, {-1, 30}, {0, 1}});
+        weights.set_estimates({{0, 128}, {0, 2}, {0, 2}, {0, 3}, {0, 3}, {0, 1}});
         multiplier.set_estimates({{0, 128}});
         bias.set_estimates({{0, 128}});
         stride.set_estimate(1);

@@ -120,3 +120,33 @@ TEST(BitserialConvErrors, WeightOutsideEncodingIsReported) {
 
 }  // namespace
 }  // namespace halibit::test
+
+#if defined(__x86_64__)
+namespace halibit::test {
+namespace {
+
+// The autoscheduler baseline computes the same thing (x86 builds only). Its tiles come from the
+// estimates (ResNet-18's 28x28x128 layer) and assume extents at least that large, so it is a
+// benchmark baseline for those shapes, not a general kernel.
+TEST(BitserialConvAutoscheduled, MatchesReferenceOnTheEstimatedShape) {
+    use_test_isa();
+    if (forced_isa() == Isa::scalar) GTEST_SKIP() << "the autoscheduler baseline is built for avx512 and avx2 only";
+    for (const ConvCase& cc : {ConvCase{1, 28, 28, 128, 128, 3, 1, 1, 1}}) {
+        auto codes = random_codes(cc.n, cc.h, cc.w, cc.cin, 2);
+        auto weights = random_weights(cc.cout, cc.kernel, cc.cin / cc.groups, WeightEncoding::signed_, 2);
+        auto expected = ref::conv(codes, weights, {cc.stride, cc.pad, cc.groups});
+        PackedActivations in;
+        pack_activations(codes.data.data(), {cc.n, cc.h, cc.w, cc.cin}, 2, cc.groups, in, cc.pad);
+        auto pw = pack_weights(weights.data.data(), cc.cout, cc.kernel, cc.kernel, cc.cin / cc.groups, cc.groups,
+                               WeightEncoding::signed_, 2);
+        auto rq = random_requantization(expected, 2);
+        auto expected_codes = requantize_all(expected, rq);
+        std::vector<uint8_t> out(expected.size(), 0xEE);
+        bitserial_conv(in, pw, {cc.stride, cc.pad}, rq, out.data(), Schedule::autoscheduled);
+        EXPECT_EQ(first_mismatch(expected_codes.data, out.data(), out.size()), "") << cc.name();
+    }
+}
+
+}  // namespace
+}  // namespace halibit::test
+#endif

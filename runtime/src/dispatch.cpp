@@ -46,8 +46,10 @@ int call_kernel(Kernel k, void** args) {
             if (isa_available(isa)) return isa;
         return Isa::scalar;
     }();
-    if (!entries[int(best)]) throw Error(std::string("kernel has no ") + isa_name(best) + " variant");
-    return entries[int(best)](args);
+    // Kernels built for fewer targets (the autoscheduler baseline) take the best they have.
+    for (Isa isa : kPreference)
+        if (entries[int(isa)] && (isa == best || isa_available(isa))) return entries[int(isa)](args);
+    throw Error(std::string("kernel has no variant for this CPU (best ISA ") + isa_name(best) + ")");
 }
 
 }  // namespace halibit

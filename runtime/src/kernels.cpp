@@ -224,9 +224,10 @@ void bitserial_conv(const PackedActivations& in, const PackedWeights& w, ConvGeo
 }
 
 void bitserial_conv(const PackedActivations& in, const PackedWeights& w, ConvGeometry g, const Requantization& rq,
-                    uint8_t* out) {
+                    uint8_t* out, Schedule schedule) {
     check_requantization(rq, w.out_channels);
-    run_bitserial(Kernel::halibit_bitserial_conv_codes, in, w, g, rq, output_view(out, conv_output_shape(in, w, g), w.groups));
+    const Kernel k = schedule == Schedule::tuned ? Kernel::halibit_bitserial_conv_codes : Kernel::halibit_bitserial_conv_auto;
+    run_bitserial(k, in, w, g, rq, output_view(out, conv_output_shape(in, w, g), w.groups));
 }
 
 void bitserial_conv(const PackedActivations& in, const PackedWeights& w, ConvGeometry g, const Requantization& rq,

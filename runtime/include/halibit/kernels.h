@@ -83,8 +83,11 @@ void pack_activations(const uint8_t* codes, const ActivationShape& shape, int pl
 // border of `out_border` for the next layer.
 // bitserial_conv: unsigned activations (in.planes bits) x weights (binary, signed or odd).
 void bitserial_conv(const PackedActivations& in, const PackedWeights& w, ConvGeometry g, int32_t* out_nhwc);
+// Which compiled schedule runs: the hand-written one, or the autoscheduler baseline (Li2018;
+// x86 builds, codes output only) that the benchmarks compare it with.
+enum class Schedule { tuned, autoscheduled };
 void bitserial_conv(const PackedActivations& in, const PackedWeights& w, ConvGeometry g, const Requantization& rq,
-                    uint8_t* codes_nhwc);
+                    uint8_t* codes_nhwc, Schedule schedule = Schedule::tuned);
 void bitserial_conv(const PackedActivations& in, const PackedWeights& w, ConvGeometry g, const Requantization& rq,
                     PackedActivations& out, int out_border = 0);
 
