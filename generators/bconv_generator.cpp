@@ -50,6 +50,7 @@ public:
         if (schedule == "tuned" && !auto_schedule) {
             const int lanes = get_target().natural_vector_size<int32_t>();  // tap_sum is int32
             tap_sum.vectorize(c, lanes);
+            tap_sum.update().vectorize(c, lanes);
         }
     }
 };
