@@ -25,13 +25,15 @@ public:
         // W4A4 signed: same Func, its 16 plane pairs unrolled (coefficients fold to shifts).
         general.constant_planes = {weight_bits == 4 && act_bits == 4 && encoding == 1};
 
-        // W2A2 signed, the benchmarked case: its own Func with constant planes and a tile sized
-        // for the four plane pairs each word feeds.
+        // W2A2 signed, the benchmarked case: with 32 registers (AVX-512, NEON) its own Func with
+        // three accumulators per output and a tile sized for them; with 16 (AVX2) that tile
+        // spills, so it stays in the general Func with its four plane pairs unrolled.
+        const bool w2a2_own_func = get_target().has_feature(Target::AVX512) || get_target().arch == Target::ARM;
         Expr is_w2a2 = w2a2_signed;
-        Accumulator w2a2 = accumulator(in, "acc_w2a2", 2, 2, 1);
+        Accumulator w2a2 = accumulator_w2a2(in);
         w2a2.when = is_w2a2;
         w2a2.tile = register_tile_for(get_target(), 4);
-        w2a2.planes_constant = true;
+        if (!w2a2_own_func) general.constant_planes.push_back(weight_bits == 2 && act_bits == 2 && encoding == 1);
 
         // popcount(a_j) over the window, shared by all output channels. Signed weights have no
         // such term: their plane loop is empty.
@@ -40,7 +42,8 @@ public:
         act_sum(g, x, y, n) = 0;
         act_sum(g, x, y, n) += cast<int32_t>(popcount(in(ra[0], ra[1], g, window_x(ra[2]), window_y(ra[3]), n)) << ra[1]);
 
-        Expr acc = select(is_w2a2, w2a2.acc(c, g, x, y, n), general.acc(c, g, x, y, n));
+        Expr w2a2_total = w2a2.acc(c, 0, g, x, y, n) + (w2a2.acc(c, 1, g, x, y, n) << 1) - (w2a2.acc(c, 2, g, x, y, n) << 2);
+        Expr acc = w2a2_own_func ? select(is_w2a2, w2a2_total, general.acc(c, g, x, y, n)) : general.acc(c, g, x, y, n);
         Expr total = acc + cast<int64_t>(activation_offset(weight_bits, encoding) * act_sum(g, x, y, n));
 
         if (auto_schedule) {
@@ -50,7 +53,7 @@ public:
             w2a2_signed.set_estimate(true);
         }
         PopcountConvSchedule s;
-        s.special = {w2a2};
+        if (w2a2_own_func) s.special = {w2a2};
         s.acc = general;
         s.per_pixel = {act_sum};
         finish(total, s);
@@ -75,6 +78,31 @@ private:
         acc.word_rvar = rk;
         return acc;
     }
+    // W2A2 signed: w = w0 - 2 w1, a = a0 + 2 a1, so the sum is
+    //   p00 + 2 (p01 - p10) - 4 p11,  pij = popcount(w_i & a_j).
+    // Three accumulators by power of two (s = 0, 1, 2) take one add or subtract per popcount;
+    // the shifts happen once per output.
+    Accumulator accumulator_w2a2(Func in) {
+        RDom r(0, words(), 0, kernel_w(), 0, kernel_h(), "r_w2a2");
+        RVar rk = r[0], rkx = r[1], rky = r[2];
+        Expr a0 = in(rk, 0, g, window_x(rkx), window_y(rky), n);
+        Expr a1 = in(rk, min(1, input.dim(1).extent() - 1), g, window_x(rkx), window_y(rky), n);
+        Expr w0 = weights(c, rk, 0, rkx, rky, g);
+        Expr w1 = weights(c, rk, min(1, weights.dim(2).extent() - 1), rkx, rky, g);
+        auto pc = [](Expr v) { return cast<int64_t>(popcount(v)); };
+        Var s("s");
+        Func f("acc_w2a2");
+        f(c, s, g, x, y, n) = cast<int64_t>(0);
+        f(c, s, g, x, y, n) += select(s == 0, pc(w0 & a0), s == 1, pc(w0 & a1) - pc(w1 & a0), pc(w1 & a1));
+        Accumulator acc;
+        acc.acc = f;
+        acc.classes = s;
+        acc.class_count = 3;
+        acc.tap_rvars = {rkx, rky};
+        acc.word_rvar = rk;
+        return acc;
+    }
+
     // The encoding's plane coefficients and activation offset (runtime/include/halibit/encoding.h).
     static Expr plane_coefficient(Expr i, Expr wbits, Expr enc) {
         return select(enc == 0, -2,

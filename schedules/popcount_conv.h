@@ -37,6 +37,8 @@ struct Accumulator {
     std::vector<Expr> constant_planes; // conditions under which the default's planes are constant
     std::vector<RVar> tap_rvars;       // kx, ky
     RVar word_rvar;                    // the packed-word loop, left innermost
+    Var classes;                       // optional extra pure dimension (several accumulators per output)
+    int class_count = 0;               // its extent, unrolled inside the tile
 };
 
 struct PopcountConvSchedule {
@@ -61,7 +63,7 @@ struct PopcountConvSchedule {
 // plane x activation plane pairs each word feeds (1 for bconv, 4 for W2A2): more pairs keep more
 // weight vectors live, so the tile shrinks to stay in registers.
 inline RegisterTile register_tile_for(const Target& t, int pairs = 1) {
-    if (t.arch == Target::X86 && t.has_feature(Target::AVX512)) return pairs > 1 ? RegisterTile{2, 7} : RegisterTile{2, 7};
+    if (t.arch == Target::X86 && t.has_feature(Target::AVX512)) return pairs > 1 ? RegisterTile{1, 7} : RegisterTile{2, 7};
     if (t.arch == Target::X86) return pairs > 1 ? RegisterTile{1, 7} : RegisterTile{1, 7};  // popcount temps need ymm too
     return pairs > 1 ? RegisterTile{2, 4} : RegisterTile{4, 4};
 }
@@ -139,9 +141,14 @@ inline void schedule_popcount_conv(PopcountConvSchedule& s, const std::string& s
         a->acc.compute_at(tiled, co).bound_extent(c, tc).bound_extent(x, tx).vectorize(c, lanes).unroll(c).unroll(x);
         Stage upd = a->acc.update();
         upd.vectorize(c, lanes).unroll(c).unroll(x);
+        if (a->class_count) {
+            a->acc.bound_extent(a->classes, a->class_count).unroll(a->classes);
+            upd.unroll(a->classes);
+        }
         // Constant-extent RVars unrolled around the tile, the word loop innermost.
         auto order = [&](Stage st, bool planes_constant, bool taps_constant) {
             std::vector<VarOrRVar> o = {c, x};
+            if (a->class_count) o.push_back(a->classes);
             if (planes_constant)
                 for (RVar r : a->plane_rvars) st.unroll(r), o.push_back(r);
             for (RVar r : a->tap_rvars) {
