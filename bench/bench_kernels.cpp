@@ -167,6 +167,21 @@ public:
             t[name.substr(p2 + 1)][name.substr(5, p1 - 5)][name.substr(p1 + 1, p2 - p1 - 1)] = time;
         }
         for (auto& [threads, engines] : t) {
+            // GMAC/s from the same times as the ratios (the counter column of "_min" rows is the
+            // lowest rate of the repetitions, not the rate of the fastest one).
+            std::printf("\nGMAC/s, %s\n%-22s", threads.c_str(), "engine");
+            for (const Layer& l : layers()) std::printf(" %15s", l.name);
+            std::printf("\n");
+            for (auto& [engine, by_layer] : engines) {
+                std::printf("%-22s", engine.c_str());
+                for (const Layer& l : layers()) {
+                    auto it = by_layer.find(l.name);
+                    // Times are in the benchmarks' unit, microseconds.
+                    if (it == by_layer.end()) std::printf(" %15s", "-");
+                    else std::printf(" %15.1f", macs(l.shape) / (it->second * 1e-6) / 1e9);
+                }
+                std::printf("\n");
+            }
             auto base = engines.find("onednn_u8s8");
             if (base == engines.end()) continue;
             std::printf("\nSpeed-up over onednn_u8s8 (time ratio), %s\n%-22s", threads.c_str(), "engine");
