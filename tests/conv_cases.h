@@ -87,7 +87,8 @@ inline ref::Tensor4<int8_t> random_weights(int cout, int k, int cin_g, WeightEnc
 }
 
 // Requantization that spreads the accumulators over the whole output range (and a bit past
-// both ends, so the clamps are exercised), with a negative multiplier on some channels.
+// both ends, so the clamps are exercised), with a negative multiplier on some channels and a
+// zero one (a constant output, from the bias alone) on others.
 inline Requantization random_requantization(const ref::Tensor4<int32_t>& acc, int out_bits) {
     const int cout = acc.d3;
     int32_t lo = 0, hi = 0;
@@ -100,6 +101,11 @@ inline Requantization random_requantization(const ref::Tensor4<int32_t>& acc, in
     for (int c = 0; c < cout; c++) {
         int64_t m = ((int64_t(1) << rq.shift) * ((1 << out_bits) + 1)) / range + 1;
         if (sign(rng()) == 0) m = -m;
+        if (c % 7 == 5) {  // constant channel: a code somewhere in range, or clamped
+            rq.multiplier.push_back(0);
+            rq.bias.push_back((int64_t(c % 3) - 1) * (int64_t(1) << rq.shift) * out_bits);
+            continue;
+        }
         rq.multiplier.push_back(int32_t(m));
         rq.bias.push_back(-int64_t(m) * (m > 0 ? lo : hi) - (int64_t(1) << (rq.shift - 1)));
     }
