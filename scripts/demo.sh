@@ -5,4 +5,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 scripts/build.sh
-build/bench/halibit-bench-kernels --benchmark_filter='threads:1$' --benchmark_min_time=0.05 "$@"
+# The fastest of 3 randomly interleaved repetitions per benchmark (docs/RESULTS.md says why).
+build/bench/halibit-bench-kernels --benchmark_filter='threads:1$' --benchmark_min_time=0.03 \
+    --benchmark_repetitions=3 --benchmark_enable_random_interleaving=true --benchmark_report_aggregates_only=true "$@"
