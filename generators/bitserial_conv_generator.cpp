@@ -29,11 +29,14 @@ public:
         // three accumulators per output and a tile sized for them; with 16 (AVX2) that tile
         // spills, so it stays in the general Func with its four plane pairs unrolled.
         const bool w2a2_own_func = get_target().has_feature(Target::AVX512) || get_target().arch == Target::ARM;
-        Expr is_w2a2 = w2a2_signed;
-        Accumulator w2a2 = accumulator_w2a2(in);
-        w2a2.when = is_w2a2;
-        w2a2.tile = register_tile_for(get_target(), 4);
-        if (!w2a2_own_func) general.constant_planes.push_back(weight_bits == 2 && act_bits == 2 && encoding == 1);
+        Accumulator w2a2;
+        if (w2a2_own_func) {
+            w2a2 = accumulator_w2a2(in);
+            w2a2.when = w2a2_signed;
+            w2a2.tile = register_tile_for(get_target(), 4);
+        } else {
+            general.constant_planes.push_back(weight_bits == 2 && act_bits == 2 && encoding == 1);
+        }
 
         // popcount(a_j) over the window, shared by all output channels. Signed weights have no
         // such term: their plane loop is empty.
@@ -42,8 +45,11 @@ public:
         act_sum(g, x, y, n) = 0;
         act_sum(g, x, y, n) += cast<int32_t>(popcount(in(ra[0], ra[1], g, window_x(ra[2]), window_y(ra[3]), n)) << ra[1]);
 
-        Expr w2a2_total = w2a2.acc(c, 0, g, x, y, n) + (w2a2.acc(c, 1, g, x, y, n) << 1) - (w2a2.acc(c, 2, g, x, y, n) << 2);
-        Expr acc = w2a2_own_func ? select(is_w2a2, w2a2_total, general.acc(c, g, x, y, n)) : general.acc(c, g, x, y, n);
+        Expr acc = general.acc(c, g, x, y, n);
+        if (w2a2_own_func) {
+            Expr w2a2_total = w2a2.acc(c, 0, g, x, y, n) + (w2a2.acc(c, 1, g, x, y, n) << 1) - (w2a2.acc(c, 2, g, x, y, n) << 2);
+            acc = select(w2a2_signed, w2a2_total, acc);
+        }
         Expr total = acc + cast<int64_t>(activation_offset(weight_bits, encoding) * act_sum(g, x, y, n));
 
         if (auto_schedule) {

@@ -44,9 +44,9 @@ inline Func requantization_thresholds(Func multiplier, Func bias, Expr shift) {
     return t;
 }
 
-inline Expr requantize_by_thresholds(Expr acc, Func thresholds, Expr multiplier, Expr channel, int levels) {
+inline Expr requantize_by_thresholds(Expr acc, Func thresholds, Expr multiplier, Expr channel, int out_bits) {
     Expr code = cast<uint8_t>(0);
-    for (int l = 0; l < levels; l++) {
+    for (int l = 0; l < (1 << out_bits) - 1; l++) {
         Expr t = thresholds(l, channel);
         code = code + cast<uint8_t>(select(multiplier < 0, acc <= t, acc >= t));
     }

@@ -63,7 +63,7 @@ protected:
             Expr co = g * out_channels_packed() + c;
             Func thresholds = requantization_thresholds(multiplier, bias, shift);
             tiled(c, g, x, y, n) = select(out_bits == 1, requantize_by_thresholds(total, thresholds, multiplier(co), co, 1),
-                                          out_bits == 2, requantize_by_thresholds(total, thresholds, multiplier(co), co, 3),
+                                          out_bits == 2, requantize_by_thresholds(total, thresholds, multiplier(co), co, 2),
                                           requantize(total, multiplier(co), bias(co), shift, out_bits));
             s.branches.insert(s.branches.begin(), std::vector<Expr>{out_bits == 1, out_bits == 2});
             s.per_output = {thresholds};

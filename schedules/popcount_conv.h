@@ -32,9 +32,8 @@ struct Accumulator {
     Func acc;                          // pure init + one update
     Expr when;                         // condition of its branch; undefined for the default
     RegisterTile tile;
-    std::vector<RVar> plane_rvars;     // plane loops
-    bool planes_constant = false;      // their extents are constants here: unroll them
-    std::vector<Expr> constant_planes; // conditions under which the default's planes are constant
+    std::vector<RVar> plane_rvars;     // plane loops (runtime extents)
+    std::vector<Expr> constant_planes; // conditions under which their extents are constant: unrolled
     std::vector<RVar> tap_rvars;       // kx, ky
     RVar word_rvar;                    // the packed-word loop, left innermost
     Var classes;                       // optional extra pure dimension (several accumulators per output)
@@ -64,7 +63,7 @@ struct PopcountConvSchedule {
 // weight vectors live, so the tile shrinks to stay in registers.
 inline RegisterTile register_tile_for(const Target& t, int pairs = 1) {
     if (t.arch == Target::X86 && t.has_feature(Target::AVX512)) return pairs > 1 ? RegisterTile{1, 7} : RegisterTile{2, 7};
-    if (t.arch == Target::X86) return pairs > 1 ? RegisterTile{1, 7} : RegisterTile{1, 7};  // popcount temps need ymm too
+    if (t.arch == Target::X86) return {1, 7};  // the nibble popcount needs 5 more ymm
     return pairs > 1 ? RegisterTile{2, 4} : RegisterTile{4, 4};
 }
 
@@ -129,13 +128,14 @@ inline void schedule_popcount_conv(PopcountConvSchedule& s, const std::string& s
     specialize_tree(tiled, s.branches);
     for (Func f : s.per_output) f.compute_root();
 
-    // Unrolled taps pay for bconv on AVX2 and NEON, where loop overhead competes with a long
-    // popcount sequence; on AVX-512, and with unrolled plane pairs, the extra live addresses and
-    // the size of the block cost more than the loop (docs/kernels.md).
+    // Unrolled taps pay on AVX2 and NEON for accumulators without plane loops (bconv; on NEON also
+    // W2A2's per-power accumulators), where loop overhead competes with a long popcount sequence;
+    // on AVX-512, and around unrolled plane pairs, the extra live addresses and the size of the
+    // block cost more than the loop (docs/kernels.md).
     Expr kw = s.kernel_w, kh = s.kernel_h;
     for (Accumulator* a : accs) {
         std::vector<Expr> kernels;
-        if (!target.has_feature(Target::AVX512) && !a->planes_constant && a->plane_rvars.empty())
+        if (!target.has_feature(Target::AVX512) && a->plane_rvars.empty())
             kernels = {kw == 3 && kh == 3, kw == 1 && kh == 1};
         const int tc = lanes * a->tile.vectors;
         a->acc.compute_at(tiled, co).bound_extent(c, tc).bound_extent(x, tx).vectorize(c, lanes).unroll(c).unroll(x);
@@ -160,9 +160,9 @@ inline void schedule_popcount_conv(PopcountConvSchedule& s, const std::string& s
                 for (RVar r : a->plane_rvars) o.push_back(r);
             st.reorder(o);
         };
-        for (const Expr& k : kernels) order(upd.specialize(k), a->planes_constant, true);
+        for (const Expr& k : kernels) order(upd.specialize(k), false, true);
         for (const Expr& p : a->constant_planes) order(upd.specialize(p), true, false);
-        order(upd, a->planes_constant, false);
+        order(upd, false, false);
     }
     for (Func f : s.per_pixel) f.compute_at(tiled, xo).bound_extent(x, tx);
     const int tc = lanes * s.acc.tile.vectors;

@@ -29,7 +29,7 @@ const Table& table() {
     return t;
 }
 
-// Most specific first, as in the x86 target lists; every kernel has every ISA of its build.
+// Most specific first, as in the x86 target lists.
 constexpr Isa kPreference[] = {Isa::avx512, Isa::avx2, Isa::arm64, Isa::scalar};
 
 }  // namespace

@@ -148,15 +148,14 @@ void pack_activations(const uint8_t* codes, const ActivationShape& s, int planes
     auto in = view<uint8_t>(codes, {{s.c, 1}, {s.w, s.c}, {s.h, s.c * s.w}, {s.n, s.c * s.w * s.h}});
     // The same codes eight to a word, read when each group's channel count is a multiple of 8.
     static const uint64_t unused = 0;
-    const bool whole_words = (s.c / groups) % 8 == 0;
+    bool whole_words = (s.c / groups) % 8 == 0;
     const int cw = s.c / 8;
     auto words = whole_words ? view<uint64_t>(reinterpret_cast<const uint64_t*>(codes),
                                               {{cw, 1}, {s.w, cw}, {s.h, cw * s.w}, {s.n, cw * s.w * s.h}})
                              : view<uint64_t>(&unused, {{1, 1}, {s.w, 0}, {s.h, 0}, {s.n, 0}});  // never read
     auto o = bytes_view(out);
     int32_t g = groups;
-    bool use_words = whole_words;
-    void* args[] = {in.raw_buffer(), words.raw_buffer(), &g, &use_words, o.raw_buffer()};
+    void* args[] = {in.raw_buffer(), words.raw_buffer(), &g, &whole_words, o.raw_buffer()};
     check(call_kernel(Kernel::halibit_pack, args), "halibit_pack");
 }
 
