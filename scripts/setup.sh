@@ -9,6 +9,8 @@ packages=(
     libgtest-dev libbenchmark-dev           # tests, benchmarks
     libdnnl-dev libxnnpack-dev libpthreadpool-dev  # int8 peers in the kernel benchmark
     g++-aarch64-linux-gnu qemu-user         # the arm64 stage and its tests
+    nlohmann-json3-dev libcli11-dev         # model graph JSON, the halibit command line
+    python3-numpy python3-pytest            # the toolkit's exporter, simulator and its tests
 )
 
 missing=()

@@ -25,7 +25,7 @@ inline bool border_is_zero(const PackedActivations& a) {
             for (int x = -a.border; x < a.shape.w + a.border; x++) {
                 if (y >= 0 && y < a.shape.h && x >= 0 && x < a.shape.w) continue;
                 for (size_t i = 0; i < a.pixel_words(); i++)
-                    if (a.words_data[a.offset(n, y, x) + i]) return false;
+                    if (a.data()[a.offset(n, y, x) + i]) return false;
             }
     return true;
 }

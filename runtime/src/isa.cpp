@@ -12,6 +12,7 @@ namespace halibit {
 namespace {
 
 std::atomic<Isa> g_forced{Isa::automatic};
+thread_local Isa t_scoped = Isa::automatic;  // a Session's choice while it runs
 
 std::vector<uint64_t> feature_mask(std::initializer_list<halide_target_feature_t> fs) {
     std::vector<uint64_t> mask((halide_target_feature_end + 63) / 64, 0);
@@ -68,7 +69,13 @@ void force_isa(Isa isa) {
     g_forced.store(isa);
 }
 
-Isa forced_isa() { return g_forced.load(); }
+Isa forced_isa() { return t_scoped != Isa::automatic ? t_scoped : g_forced.load(); }
+
+IsaScope::IsaScope(Isa isa) : previous_(t_scoped) {
+    if (!isa_available(isa)) throw Error(std::string("isa ") + isa_name(isa) + " is not available on this CPU or build");
+    t_scoped = isa;
+}
+IsaScope::~IsaScope() { t_scoped = previous_; }
 
 void set_num_threads(int threads) { halide_set_num_threads(threads); }
 

@@ -31,13 +31,13 @@ Buffer<uint64_t> words_view(const PackedActivations& a, int pad) {
                                          {-pad, a.shape.w + 2 * pad, int(a.pixel_words())},
                                          {-pad, a.shape.h + 2 * pad, int(a.row_words())},
                                          {0, a.shape.n, int(a.image_words())}};
-    return Buffer<uint64_t>(const_cast<uint64_t*>(a.words_data.data() + a.offset(0, -pad, -pad)), int(d.size()), d.data());
+    return Buffer<uint64_t>(const_cast<uint64_t*>(a.data() + a.offset(0, -pad, -pad)), int(d.size()), d.data());
 }
 
 // The image part of packed activations as bytes (kb, j, g, x, y, n): what producers write.
 Buffer<uint8_t> bytes_view(PackedActivations& a) {
     const int kb = 8 * a.words(), j = a.planes, g = a.groups;
-    return view<uint8_t>(reinterpret_cast<uint8_t*>(a.words_data.data() + a.offset(0, 0, 0)),
+    return view<uint8_t>(reinterpret_cast<uint8_t*>(a.data() + a.offset(0, 0, 0)),
                          {{kb, 1}, {j, kb}, {g, kb * j}, {a.shape.w, 8 * int(a.pixel_words())},
                           {a.shape.h, 8 * int(a.row_words())}, {a.shape.n, 8 * int(a.image_words())}});
 }
@@ -91,6 +91,11 @@ const Requantization& no_requantization() {
 void PackedActivations::resize(const ActivationShape& s, int p, int g, int b) {
     if (g < 1 || s.c % g) throw Error("packed activations: " + std::to_string(s.c) + " channels do not split into " + std::to_string(g) + " groups");
     if (b < 0) throw Error("packed activations: negative border");
+    if (storage) {
+        if (shape.n != s.n || shape.h != s.h || shape.w != s.w || shape.c != s.c || planes != p || groups != g || border != b)
+            throw Error("packed activations: a kernel's output layout does not match the placed storage");
+        return;
+    }
     const bool same = shape.n == s.n && shape.h == s.h && shape.w == s.w && shape.c == s.c && planes == p && groups == g &&
                       border == b && !words_data.empty();
     shape = s;
@@ -99,6 +104,17 @@ void PackedActivations::resize(const ActivationShape& s, int p, int g, int b) {
     border = b;
     // Kernels write the image only; the border must be zero, so a new layout starts from zeros.
     if (!same) words_data.assign(size_t(s.n) * image_words(), 0);
+}
+
+void PackedActivations::place(const ActivationShape& s, int p, int g, int b, uint64_t* words) {
+    words_data.clear();
+    storage = nullptr;
+    shape = s;
+    planes = p;
+    groups = g;
+    border = b;
+    storage = words;
+    std::fill(words, words + total_words(), uint64_t(0));
 }
 
 int conv_out_size(int in, int kernel, int stride, int pad) { return (in + 2 * pad - kernel) / stride + 1; }

@@ -18,6 +18,19 @@ bool isa_available(Isa isa);
 void force_isa(Isa isa);
 Isa forced_isa();
 
+// Forces `isa` for kernel calls made by this thread while the scope lives (Session::run uses
+// it, so sessions with different ISAs can run side by side). Throws like force_isa.
+class IsaScope {
+public:
+    explicit IsaScope(Isa isa);
+    ~IsaScope();
+    IsaScope(const IsaScope&) = delete;
+    IsaScope& operator=(const IsaScope&) = delete;
+
+private:
+    Isa previous_;
+};
+
 // Threads of Halide's thread pool used by parallel kernel loops.
 void set_num_threads(int threads);
 

@@ -22,10 +22,18 @@ struct PackedActivations {
     int planes = 1;
     int border = 0;
     std::vector<uint64_t> words_data;  // (n, h + 2 border, w + 2 border, groups, planes, words)
+    uint64_t* storage = nullptr;       // if set, the words live there (a Session's arena), not in words_data
 
     int channels_per_group() const { return shape.c / groups; }
     int words() const { return (channels_per_group() + 63) / 64; }
+    // Sets the layout; owned storage is reallocated (zeroed) if the layout changes. With external
+    // storage the layout must already match (see place()).
     void resize(const ActivationShape& s, int planes, int groups, int border = 0);
+    // Uses external storage of image_words() * n words for this layout; zeroes it.
+    void place(const ActivationShape& s, int planes, int groups, int border, uint64_t* words);
+    uint64_t* data() { return storage ? storage : words_data.data(); }
+    const uint64_t* data() const { return storage ? storage : words_data.data(); }
+    size_t total_words() const { return size_t(shape.n) * image_words(); }
     size_t pixel_words() const { return size_t(groups) * planes * words(); }
     size_t row_words() const { return pixel_words() * (shape.w + 2 * border); }
     size_t image_words() const { return row_words() * (shape.h + 2 * border); }
@@ -33,8 +41,8 @@ struct PackedActivations {
     size_t offset(int n, int y, int x) const {
         return n * image_words() + size_t(y + border) * row_words() + size_t(x + border) * pixel_words();
     }
-    const uint8_t* bytes() const { return reinterpret_cast<const uint8_t*>(words_data.data()); }
-    size_t byte_size() const { return words_data.size() * sizeof(uint64_t); }
+    const uint8_t* bytes() const { return reinterpret_cast<const uint8_t*>(data()); }
+    size_t byte_size() const { return total_words() * sizeof(uint64_t); }
 };
 
 // Weights as bit planes for the popcount kernels: words(c, k, i, kx, ky, g), the output channel
@@ -102,5 +110,22 @@ void bconv(const PackedActivations& in, const PackedWeights& w, BConvOptions o, 
            uint8_t* codes_nhwc);
 void bconv(const PackedActivations& in, const PackedWeights& w, BConvOptions o, const Requantization& rq,
            PackedActivations& out, int out_border = 0);
+
+// conv_u8: the 8-bit path (first and last layers, and any layer the popcount kernels do not
+// cover): unsigned codes of up to 8 bits, stored one per byte (NHWC), times int8 weights of any
+// encoding. Positions outside the image read `pad_values` (one code per input channel; nullptr
+// means zeros), which keeps a folded input normalisation exact.
+struct U8Weights {
+    int out_channels = 0, kernel_h = 0, kernel_w = 0, in_channels_per_group = 0, groups = 1;
+    std::vector<int8_t> data;    // the kernel's own layout (runtime/src/conv_u8.cpp)
+    std::vector<int32_t> sums;   // per output channel helpers the kernel may precompute
+};
+U8Weights prepare_u8_weights(const int8_t* ohwi, int out_channels, int kernel_h, int kernel_w, int in_channels_per_group,
+                             int groups);
+void conv_u8(const uint8_t* codes_nhwc, const ActivationShape& in, const U8Weights& w, ConvGeometry g,
+             const uint8_t* pad_values, int32_t* out_nhwc);
+void conv_u8(const uint8_t* codes_nhwc, const ActivationShape& in, const U8Weights& w, ConvGeometry g,
+             const uint8_t* pad_values, const Requantization& rq, uint8_t* codes_out_nhwc);
+ActivationShape conv_output_shape(const ActivationShape& in, const U8Weights& w, ConvGeometry g);
 
 }  // namespace halibit

@@ -1,0 +1,187 @@
+import json
+import struct
+
+import numpy as np
+import pytest
+
+from halibit.modelfile import ModelError, in_encoding, parse_model, read_model, validate, write_model
+from tiny import build_tiny
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return build_tiny()
+
+
+def raw_parse(data):
+    """Independent safetensors parse: (N, header dict, data section)."""
+    (n,) = struct.unpack("<Q", data[:8])
+    return n, json.loads(data[8:8 + n].decode("utf-8")), data[8 + n:]
+
+
+def test_round_trip(tmp_path, tiny):
+    graph, tensors = tiny
+    path = tmp_path / "tiny.halibit"
+    write_model(path, graph, tensors)
+    g2, t2 = read_model(path)
+    assert g2 == graph
+    assert sorted(t2) == sorted(tensors)
+    for name, a in tensors.items():
+        assert t2[name].dtype == a.dtype and t2[name].shape == a.shape
+        np.testing.assert_array_equal(t2[name], a)
+
+
+def test_container_layout(tmp_path, tiny):
+    graph, tensors = tiny
+    path = tmp_path / "tiny.halibit"
+    write_model(path, graph, tensors)
+    data = path.read_bytes()
+    n, header, body = raw_parse(data)
+    assert n % 8 == 0
+    text = data[8:8 + n].decode("utf-8")
+    assert text.startswith("{") and text.rstrip(" ").endswith("}")
+    assert set(header["__metadata__"]) == {"halibit"}
+    assert json.loads(header["__metadata__"]["halibit"]) == graph
+    del header["__metadata__"]
+    assert set(header) == set(tensors)
+    sizes = {"I8": 1, "I32": 4, "I64": 8}
+    want = {np.dtype(np.int8): "I8", np.dtype(np.int32): "I32", np.dtype(np.int64): "I64"}
+    spans = sorted((h["data_offsets"][0], h["data_offsets"][1], name) for name, h in header.items())
+    assert spans[0][0] == 0 and spans[-1][1] == len(body)  # no gaps, nothing after the data
+    for (b0, e0, _), (b1, _, _) in zip(spans, spans[1:]):
+        assert e0 == b1
+    for name, h in header.items():
+        a = tensors[name]
+        assert h["dtype"] == want[a.dtype]
+        assert h["shape"] == list(a.shape)
+        begin, end = h["data_offsets"]
+        assert begin % sizes[h["dtype"]] == 0  # naturally aligned
+        assert body[begin:end] == a.astype(a.dtype.newbyteorder("<")).tobytes()
+    # little-endian check on one known value
+    bias_name = graph["layers"][0]["requantize"]["bias"]
+    b0 = header[bias_name]["data_offsets"][0]
+    assert struct.unpack("<q", body[b0:b0 + 8])[0] == int(tensors[bias_name][0])
+
+
+def conv_layer(graph, name):
+    return next(l for l in graph["layers"] if l["name"] == name)
+
+
+@pytest.mark.parametrize("role,dtype", [("weights", np.int16), ("weights", np.int32), ("weights", np.uint8),
+                                        ("multiplier", np.int64), ("multiplier", np.int16),
+                                        ("bias", np.int32), ("bias", np.float64)])
+def test_write_rejects_wrong_dtypes(tmp_path, tiny, role, dtype):
+    graph, tensors = tiny
+    c1 = conv_layer(graph, "c1")
+    name = c1["weights"]["tensor"] if role == "weights" else c1["requantize"][role]
+    bad = dict(tensors)
+    bad[name] = tensors[name].astype(dtype)
+    with pytest.raises(ModelError, match=f"layer 'c1'.*{name}"):
+        write_model(tmp_path / "bad.halibit", graph, bad)
+    assert not (tmp_path / "bad.halibit").exists()
+
+
+def test_add_multiplier_dtype(tmp_path, tiny):
+    graph, tensors = tiny
+    bad = dict(tensors)
+    bad["res.multiplier1"] = tensors["res.multiplier1"].astype(np.int64)
+    with pytest.raises(ModelError, match=r"layer 'res': field 'multipliers\[1\]'"):
+        write_model(tmp_path / "bad.halibit", graph, bad)
+
+
+def mutated(graph, fn):
+    g = json.loads(json.dumps(graph))
+    fn(g)
+    return g
+
+
+@pytest.mark.parametrize("fn,pattern", [
+    (lambda g: g.update(format_version=2), "field 'format_version': 2 is not supported"),
+    (lambda g: conv_layer(g, "c3")["weights"].update(bits=5), "layer 'c3': field 'weights.bits': 5 is not supported for encoding 'odd' \\(1..4\\)"),
+    (lambda g: conv_layer(g, "c1")["requantize"].update(shift=63), "layer 'c1': field 'requantize.shift'"),
+    (lambda g: conv_layer(g, "c1").update(stride=9), "layer 'c1': field 'stride'"),
+    (lambda g: conv_layer(g, "c1").update(pad_values=[0, 0]), "layer 'c1': field 'pad_values'"),
+    (lambda g: conv_layer(g, "c1").update(pad_values=[0, 0, 256]), "layer 'c1': field 'pad_values'"),
+    (lambda g: conv_layer(g, "c2").update(groups=4), "layer 'c2': field 'groups'"),
+    (lambda g: conv_layer(g, "c2").update(inputs=["pool"]), "layer 'c2': field 'inputs': tensor 'pool' is not"),
+    (lambda g: conv_layer(g, "pool").update(pad=3), "layer 'pool': field 'pad'"),
+    (lambda g: conv_layer(g, "c3").pop("requantize", None) or g["tensors"]["c3"].update(type="codes", bits=4),
+     "layer 'c3': field 'requantize'"),
+    (lambda g: g["tensors"]["c2"].update(shape=[3, 4, 6]), "layer 'c2': field 'output'"),
+    (lambda g: g["labels"].append("d"), "field 'labels'"),
+    (lambda g: g["input"].update(color="gray"), "field 'input.color'"),
+])
+def test_validate_rejects(tiny, fn, pattern):
+    graph, tensors = tiny
+    validate(graph, tensors, "tiny.halibit")
+    with pytest.raises(ModelError, match="^tiny.halibit: .*" + pattern):
+        validate(mutated(graph, fn), tensors, "tiny.halibit")
+
+
+@pytest.mark.parametrize("layer,value", [("c2", 8), ("c2", -9), ("c3", 2), ("c3", 5), ("c3", -7), ("c4", 0),
+                                         ("c4", 3), ("c5", 3)])
+def test_validate_rejects_weights_outside_encoding(tiny, layer, value):
+    graph, tensors = tiny
+    bad = dict(tensors)
+    w = tensors[f"{layer}.weight"].copy()
+    w.flat[3] = value
+    bad[f"{layer}.weight"] = w
+    with pytest.raises(ModelError, match=f"layer '{layer}': field 'weights.tensor': weight .* = {value} is not a member"):
+        validate(graph, bad)
+
+
+def test_accumulator_bound_int32():
+    x = {"shape": [1, 1, 20000], "type": "codes", "bits": 8, "scale": 1.0}
+    graph = {"format_version": 1, "name": "big", "labels": [],
+             "input": {"tensor": "image", "color": "rgb", "mean": [0, 0, 0], "std": [1, 1, 1]},
+             "output": {"tensor": "logits", "scale": 1.0},
+             "tensors": {"image": dict(x, shape=[1, 1, 3]), "wide": x,
+                         "logits": {"shape": [1, 1, 1], "type": "int32"}},
+             "layers": []}
+    # 20000 channels x 255 x 127 < 2^31 but x 128 (-128 weights) ... both fit; 70000 would not
+    graph["tensors"]["wide"] = dict(x, shape=[1, 1, 70000])
+    graph["layers"] = [{"name": "expand", "op": "conv", "inputs": ["image"], "output": "wide", "kernel": [1, 1],
+                        "stride": 1, "pad": 0, "groups": 1, "weights": {"tensor": "we", "encoding": "signed", "bits": 8},
+                        "requantize": {"multiplier": "m", "bias": "b", "shift": 0}},
+                       {"name": "fc", "op": "conv", "inputs": ["wide"], "output": "logits", "kernel": [1, 1],
+                        "stride": 1, "pad": 0, "groups": 1, "weights": {"tensor": "wf", "encoding": "signed", "bits": 8}}]
+    tensors = {"we": np.ones((70000, 1, 1, 3), np.int8), "m": np.ones(70000, np.int32), "b": np.zeros(70000, np.int64),
+               "wf": np.full((1, 1, 1, 70000), 127, np.int8)}
+    with pytest.raises(ModelError, match="layer 'fc'.*outside int32"):
+        validate(graph, tensors)
+    tensors["wf"][0, 0, 0, 60000:] = 0  # 60000 * 255 * 127 = 1.94e9 fits
+    validate(graph, tensors)
+
+
+def test_parse_rejects_broken_containers(tmp_path, tiny):
+    graph, tensors = tiny
+    path = tmp_path / "tiny.halibit"
+    write_model(path, graph, tensors)
+    data = path.read_bytes()
+    with pytest.raises(ModelError, match="header length"):
+        parse_model(data[:8] + data[8:100], "x")
+    with pytest.raises(ModelError, match="data_offsets"):
+        parse_model(data[:-1], "x")  # the last tensor now ends outside the file
+    n, header, body = raw_parse(data)
+    names = [k for k in header if k != "__metadata__"]
+    header[names[1]]["data_offsets"] = list(header[names[0]]["data_offsets"])
+    header[names[1]]["shape"] = list(header[names[0]]["shape"])
+    header[names[1]]["dtype"] = header[names[0]]["dtype"]
+    text = json.dumps(header).encode()
+    text += b" " * (-len(text) % 8)
+    with pytest.raises(ModelError, match="overlap"):
+        parse_model(struct.pack("<Q", len(text)) + text + body, "x", validate_graph=False)
+
+
+def test_in_encoding():
+    v = np.arange(-20, 20)
+    assert set(v[in_encoding(v, "binary", 1)]) == {-1, 1}
+    assert set(v[in_encoding(v, "signed", 2)]) == {-2, -1, 0, 1}
+    assert set(v[in_encoding(v, "signed", 4)]) == set(range(-8, 8))
+    assert set(v[in_encoding(v, "odd", 1)]) == {-1, 1}
+    assert set(v[in_encoding(v, "odd", 2)]) == {-3, -1, 1, 3}
+    assert set(v[in_encoding(v, "odd", 4)]) == set(range(-15, 16, 2))
+    with pytest.raises(ValueError):
+        in_encoding(v, "odd", 5)
+    with pytest.raises(ValueError):
+        in_encoding(v, "signed", 1)

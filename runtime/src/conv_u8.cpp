@@ -1,0 +1,130 @@
+// conv_u8: the 8-bit convolution path, a thin wrapper around the Halide kernels
+// halibit_conv_u8_int32 / halibit_conv_u8_codes (generators/conv_u8_generator.cpp).
+#include <algorithm>
+#include <string>
+
+#include "HalideBuffer.h"
+#include "dispatch.h"
+#include "halibit/error.h"
+#include "halibit/kernels.h"
+
+namespace halibit {
+namespace {
+
+template <typename T>
+using Buffer = Halide::Runtime::Buffer<T>;
+
+// Output channels of a group are padded with zero weights to this multiple, so that the
+// kernels' register tiles (64 channels on AVX-512) never read past the end.
+constexpr int kU8WeightChannelAlign = 64;
+
+int padded_out_channels(const U8Weights& w) {
+    const int cog = w.out_channels / w.groups;
+    return (cog + kU8WeightChannelAlign - 1) / kU8WeightChannelAlign * kU8WeightChannelAlign;
+}
+int channel_blocks(const U8Weights& w) { return (w.in_channels_per_group + 3) / 4; }
+
+template <typename T>
+Buffer<T> view(const T* data, std::initializer_list<std::pair<int, int>> dims) {
+    std::vector<halide_dimension_t> shape;
+    for (auto [extent, stride] : dims) shape.push_back(halide_dimension_t(0, extent, stride));
+    return Buffer<T>(const_cast<T*>(data), int(shape.size()), shape.data());
+}
+
+// The weights as the kernels read them: (r, c, cb, kx, ky, g), see prepare_u8_weights.
+Buffer<int8_t> weights_view(const U8Weights& w) {
+    const int cp = padded_out_channels(w), cb = channel_blocks(w);
+    return view<int8_t>(w.data.data(), {{4, 1}, {cp, 4}, {cb, 4 * cp}, {w.kernel_w, 4 * cp * cb},
+                                        {w.kernel_h, 4 * cp * cb * w.kernel_w},
+                                        {w.groups, 4 * cp * cb * w.kernel_w * w.kernel_h}});
+}
+
+void check_shapes(const ActivationShape& s, const U8Weights& w, ConvGeometry g) {
+    if (s.n < 1 || s.h < 1 || s.w < 1) throw Error("conv_u8: empty input");
+    if (s.c != w.in_channels_per_group * w.groups)
+        throw Error("conv_u8: activations have " + std::to_string(s.c) + " channels, weights expect " +
+                    std::to_string(w.in_channels_per_group * w.groups));
+    if (g.stride < 1 || g.pad < 0) throw Error("conv_u8: stride must be at least 1 and padding not negative");
+    const ActivationShape o = conv_output_shape(s, w, g);
+    if (o.h < 1 || o.w < 1) throw Error("conv_u8: kernel, stride or padding leave no output pixels");
+    if (w.data.size() != size_t(4) * padded_out_channels(w) * channel_blocks(w) * w.kernel_w * w.kernel_h * w.groups)
+        throw Error("conv_u8: weights were not made by prepare_u8_weights");
+}
+
+template <typename T>
+void run(Kernel k, const char* name, const uint8_t* codes, const ActivationShape& s, const U8Weights& w, ConvGeometry geo,
+         const uint8_t* pad_values, const Requantization& rq, T* out) {
+    check_shapes(s, w, geo);
+    const ActivationShape o = conv_output_shape(s, w, geo);
+    const int cog = w.out_channels / w.groups;
+    auto in = view<uint8_t>(codes, {{s.c, 1}, {s.w, s.c}, {s.h, s.c * s.w}, {s.n, s.c * s.w * s.h}});
+    std::vector<uint8_t> zeros;
+    if (!pad_values) {
+        zeros.assign(s.c, 0);
+        pad_values = zeros.data();
+    }
+    auto pads = view<uint8_t>(pad_values, {{s.c, 1}});
+    auto weights = weights_view(w);
+    int32_t stride = geo.stride, pad = geo.pad, shift = rq.shift, out_bits = rq.out_bits;
+    auto multiplier = view<int32_t>(rq.multiplier.data(), {{int(rq.multiplier.size()), 1}});
+    auto bias = view<int64_t>(rq.bias.data(), {{int(rq.bias.size()), 1}});
+    // NHWC output as (c, g, p, n), p = y * width + x.
+    auto output = view<T>(out, {{cog, 1}, {w.groups, cog}, {o.h * o.w, o.c}, {o.n, o.c * o.h * o.w}});
+    void* args[] = {in.raw_buffer(), pads.raw_buffer(), weights.raw_buffer(), &stride, &pad,
+                    multiplier.raw_buffer(), bias.raw_buffer(), &shift, &out_bits, output.raw_buffer()};
+    const int status = call_kernel(k, args);
+    if (status != 0) throw Error(std::string(name) + " failed with Halide error " + std::to_string(status));
+}
+
+}  // namespace
+
+// Layout (r, c, cb, kx, ky, g), r innermost: input channel 4 cb + r of output channel c of group
+// g at tap (ky, kx). Input channels are padded with zeros to a multiple of 4, output channels to
+// a multiple of kU8WeightChannelAlign.
+U8Weights prepare_u8_weights(const int8_t* ohwi, int out_channels, int kernel_h, int kernel_w, int cin_per_group,
+                             int groups) {
+    if (groups < 1 || out_channels < 1 || out_channels % groups)
+        throw Error("conv_u8 weights: out_channels not divisible by groups");
+    if (kernel_h < 1 || kernel_w < 1 || cin_per_group < 1) throw Error("conv_u8 weights: empty kernel");
+    U8Weights w;
+    w.out_channels = out_channels;
+    w.kernel_h = kernel_h;
+    w.kernel_w = kernel_w;
+    w.in_channels_per_group = cin_per_group;
+    w.groups = groups;
+    const int cp = padded_out_channels(w), cb = channel_blocks(w), cog = out_channels / groups;
+    w.data.assign(size_t(4) * cp * cb * kernel_w * kernel_h * groups, 0);
+    for (int o = 0; o < out_channels; o++)
+        for (int ky = 0; ky < kernel_h; ky++)
+            for (int kx = 0; kx < kernel_w; kx++)
+                for (int ci = 0; ci < cin_per_group; ci++) {
+                    const int g = o / cog, c = o % cog;
+                    const size_t idx =
+                        ci % 4 + 4 * (c + size_t(cp) * (ci / 4 + size_t(cb) * (kx + size_t(kernel_w) * (ky + size_t(kernel_h) * g))));
+                    w.data[idx] = ohwi[((size_t(o) * kernel_h + ky) * kernel_w + kx) * cin_per_group + ci];
+                }
+    return w;
+}
+
+ActivationShape conv_output_shape(const ActivationShape& in, const U8Weights& w, ConvGeometry g) {
+    return {in.n, conv_out_size(in.h, w.kernel_h, g.stride, g.pad), conv_out_size(in.w, w.kernel_w, g.stride, g.pad),
+            w.out_channels};
+}
+
+void conv_u8(const uint8_t* in, const ActivationShape& s, const U8Weights& w, ConvGeometry g, const uint8_t* pad_values,
+             int32_t* out) {
+    static const Requantization none{{0}, {0}, 0, 8};
+    run(Kernel::halibit_conv_u8_int32, "halibit_conv_u8_int32", in, s, w, g, pad_values, none, out);
+}
+
+void conv_u8(const uint8_t* in, const ActivationShape& s, const U8Weights& w, ConvGeometry g, const uint8_t* pad_values,
+             const Requantization& rq, uint8_t* out) {
+    if (int(rq.multiplier.size()) != w.out_channels || int(rq.bias.size()) != w.out_channels)
+        throw Error("requantization: multiplier and bias need one entry per output channel (" +
+                    std::to_string(w.out_channels) + ")");
+    if (rq.shift < 0 || rq.shift > 62 || rq.out_bits < 1 || rq.out_bits > 8)
+        throw Error("requantization: shift must be 0..62 and out_bits 1..8");
+    run(Kernel::halibit_conv_u8_codes, "halibit_conv_u8_codes", in, s, w, g, pad_values, rq, out);
+}
+
+}  // namespace halibit
