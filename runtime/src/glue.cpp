@@ -5,10 +5,19 @@
 namespace halibit {
 namespace {
 
+// The loops are compiled for AVX-512 and AVX2 as well and picked at load time (GCC function
+// multi-versioning); aarch64 builds use NEON as their baseline.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define HALIBIT_VECTOR_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define HALIBIT_VECTOR_CLONES
+#endif
+
 int64_t round_shift(int64_t x, int shift) { return (x + (shift > 0 ? int64_t(1) << (shift - 1) : 0)) >> shift; }
 
 template <typename A, typename B>
-void add_typed(const A* x0, const B* x1, size_t pixels, int channels, const AddParams& p, uint8_t* out) {
+HALIBIT_VECTOR_CLONES void add_typed(const A* __restrict x0, const B* __restrict x1, size_t pixels, int channels,
+                                     const AddParams& p, uint8_t* __restrict out) {
     const int64_t top = (1 << p.out_bits) - 1;
     const int32_t* m0 = p.multiplier[0].data();
     const int32_t* m1 = p.multiplier[1].data();
@@ -32,12 +41,13 @@ void add(AddInput x0, AddInput x1, size_t pixels, int channels, const AddParams&
     else add_typed(u8(x0.data), u8(x1.data), pixels, channels, p, out);
 }
 
-void max_pool(const uint8_t* in, const ActivationShape& s, int kh, int kw, int stride, int pad, uint8_t* out) {
+HALIBIT_VECTOR_CLONES void max_pool(const uint8_t* __restrict in, const ActivationShape& s, int kh, int kw, int stride,
+                                    int pad, uint8_t* __restrict out) {
     const int oh = conv_out_size(s.h, kh, stride, pad), ow = conv_out_size(s.w, kw, stride, pad);
     for (int n = 0; n < s.n; n++)
         for (int oy = 0; oy < oh; oy++)
             for (int ox = 0; ox < ow; ox++) {
-                uint8_t* o = out + ((size_t(n) * oh + oy) * ow + ox) * s.c;
+                uint8_t* __restrict o = out + ((size_t(n) * oh + oy) * ow + ox) * s.c;
                 std::fill_n(o, s.c, uint8_t(0));  // codes are >= 0 and every window holds an image pixel
                 for (int ky = 0; ky < kh; ky++) {
                     const int iy = oy * stride + ky - pad;
@@ -45,7 +55,7 @@ void max_pool(const uint8_t* in, const ActivationShape& s, int kh, int kw, int s
                     for (int kx = 0; kx < kw; kx++) {
                         const int ix = ox * stride + kx - pad;
                         if (ix < 0 || ix >= s.w) continue;
-                        const uint8_t* x = in + ((size_t(n) * s.h + iy) * s.w + ix) * s.c;
+                        const uint8_t* __restrict x = in + ((size_t(n) * s.h + iy) * s.w + ix) * s.c;
                         for (int c = 0; c < s.c; c++) o[c] = std::max(o[c], x[c]);
                     }
                 }
