@@ -192,7 +192,8 @@ NpyArray parse_npy(const std::vector<uint8_t>& bytes, const std::string& name) {
     if (size == 0)
         throw Error(name + ": unsupported dtype '" + descr + "' (expected u1, i1, i4, i8, f4 or f8, little-endian)");
     if (order == '>' && size > 1) throw Error(name + ": big-endian dtype '" + descr + "' is not supported");
-    if (fortran_order) throw Error(name + ": Fortran-order (column-major) arrays are not supported; save a C-order array");
+    if (fortran_order)
+        throw Error(name + ": Fortran-order (column-major) arrays are not supported; save a C-order array");
     a.dtype = dtype;
 
     // Element count and byte size without overflow.
