@@ -84,9 +84,7 @@ struct Session::Impl {
         int plain_slot = -1;   // codes (uint8) or int32, NHWC
         int packed_slot = -1;  // bit planes for popcount convolutions
         int packed_groups = 1, packed_border = 0;
-        bool producer_packs = false;  // the producing popcount conv writes bit planes directly
         PackedActivations packed;
-        bool pack_after_producer = false;  // a pack step follows the producer
     };
     enum class Kind { conv_popcount, conv_u8, add, max_pool, global_avg_pool, channel_shuffle };
     struct Step {
@@ -160,12 +158,6 @@ void Session::Impl::plan(int new_batch) {
         t.packed_groups = s.layer->groups;
         t.packed_border = std::max(t.packed_border, s.layer->pad);
     }
-    auto needs_plain = [&](const std::string& name) {
-        if (name == m.input().name || name == m.output().name) return true;
-        for (int c : consumers[name])
-            if (steps[c].kind != Kind::conv_popcount) return true;
-        return false;
-    };
 
     // 2. Slots with lifetimes. Step i runs at time i + 1; the input image is written at time 0.
     auto last_use = [&](const std::string& name) {
@@ -177,20 +169,20 @@ void Session::Impl::plan(int new_batch) {
         slots.push_back({align_up(bytes), 0, first, std::max(first, last)});
         return int(slots.size()) - 1;
     };
-    auto declare = [&](const std::string& name, int time, const Step* producer) {
+    // Every tensor has its plain form; one read by popcount convolutions also gets bit planes,
+    // packed right after its producer. (The convolutions' fused packed output would save that
+    // pass, but its bit gathering is scalar: ResNet-18 w1a1 ran 7.6 ms with it, 5.0 ms with
+    // codes + the vectorized pack kernel; docs/kernels.md.)
+    auto declare = [&](const std::string& name, int time) {
         TensorState& t = tensors[name];
         const TensorSpec& spec = *t.spec;
-        const bool packed = t.packed_slot == -2;
-        const bool producer_can_pack = producer && producer->kind == Kind::conv_popcount && spec.type == TensorType::codes &&
-                                       producer->layer->groups == t.packed_groups;
-        t.packed_slot = -1;
-        if (needs_plain(name) || !(packed && producer_can_pack)) {
-            const size_t elem = spec.type == TensorType::int32 ? 4 : 1;
-            t.plain_slot = add_slot(size_t(batch) * spec.elements() * elem, time, last_use(name));
-        }
-        if (packed) {
-            t.producer_packs = t.plain_slot < 0;
-            t.pack_after_producer = !t.producer_packs;
+        const size_t elem = spec.type == TensorType::int32 ? 4 : 1;
+        // Plain codes read only through their bit planes are dead once packed.
+        int plain_last = name == m.output().name ? last_use(name) : time;
+        for (int c : consumers[name])
+            if (steps[c].kind != Kind::conv_popcount) plain_last = std::max(plain_last, c + 1);
+        t.plain_slot = add_slot(size_t(batch) * spec.elements() * elem, time, plain_last);
+        if (t.packed_slot == -2) {
             PackedActivations probe;
             probe.shape = shape_of(spec);
             probe.planes = spec.bits;
@@ -199,8 +191,8 @@ void Session::Impl::plan(int new_batch) {
             t.packed_slot = add_slot(probe.total_words() * 8, time, last_use(name));
         }
     };
-    declare(m.input().name, 0, nullptr);
-    for (size_t i = 0; i < steps.size(); i++) declare(steps[i].layer->output, int(i) + 1, &steps[i]);
+    declare(m.input().name, 0);
+    for (size_t i = 0; i < steps.size(); i++) declare(steps[i].layer->output, int(i) + 1);
     arena_size = place_slots(slots);
     arena.assign(arena_size / 8 + kAlign / 8 + 1, 0);
     arena_base = reinterpret_cast<uint8_t*>(align_up(reinterpret_cast<uintptr_t>(arena.data())));
@@ -270,7 +262,7 @@ void Session::Impl::execute(const uint8_t* images) {
     // packed slot may have been another buffer before, so its zero border is restored first.
     auto finish = [&](const std::string& name) {
         TensorState& t = tensors[name];
-        if (!t.pack_after_producer) return;
+        if (t.packed_slot < 0) return;
         PackedActivations& p = t.packed;
         std::fill(p.data(), p.data() + p.total_words(), uint64_t(0));
         pack_activations(slot_ptr(t.plain_slot), p.shape, p.planes, p.groups, p, p.border);
@@ -285,20 +277,15 @@ void Session::Impl::execute(const uint8_t* images) {
         const Layer& l = *s.layer;
         const TensorSpec& in = m.tensor(l.inputs[0]);
         const TensorSpec& out = m.tensor(l.output);
-        TensorState& ot = tensors[l.output];
         const auto start = std::chrono::steady_clock::now();
         const ConvGeometry geometry{l.stride, l.pad};
         switch (s.kind) {
         case Kind::conv_popcount: {
             const PackedActivations& x = tensors[l.inputs[0]].packed;
-            if (out.type == TensorType::int32) {
+            if (out.type == TensorType::int32)
                 bitserial_conv(x, s.packed_weights, geometry, plain_i32(l.output));
-            } else if (ot.producer_packs) {
-                std::fill(ot.packed.data(), ot.packed.data() + ot.packed.total_words(), uint64_t(0));
-                bitserial_conv(x, s.packed_weights, geometry, s.rq, ot.packed, ot.packed.border);
-            } else {
+            else
                 bitserial_conv(x, s.packed_weights, geometry, s.rq, plain_codes(l.output));
-            }
             break;
         }
         case Kind::conv_u8: {
@@ -326,7 +313,7 @@ void Session::Impl::execute(const uint8_t* images) {
             channel_shuffle(plain_codes(in.name), size_t(batch) * in.h * in.w, in.c, l.shuffle_groups, plain_codes(l.output));
             break;
         }
-        if (s.kind != Kind::conv_popcount || !ot.producer_packs) finish(l.output);
+        finish(l.output);
         profile[i].seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     }
 }
