@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs every Debian package the build, tests and benchmarks need. Idempotent: when all are
-# installed it only checks and returns.
+# installed it only checks and returns. `--peers` adds what bench/compare_peers.py needs
+# (PyTorch, torchvision, matplotlib, node + npm for onnxruntime-node).
 set -euo pipefail
 
 packages=(
@@ -12,6 +13,11 @@ packages=(
     nlohmann-json3-dev libcli11-dev         # model graph JSON, the halibit command line
     python3-numpy python3-pytest            # the toolkit's exporter, simulator and its tests
 )
+
+if [ "${1:-}" = "--peers" ]; then
+    packages+=(python3-torch python3-torchvision python3-matplotlib)
+    command -v npm >/dev/null || packages+=(nodejs npm)
+fi
 
 missing=()
 for p in "${packages[@]}"; do
