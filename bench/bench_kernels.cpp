@@ -2,8 +2,9 @@
 // ResNet-18 layer shapes, batch 1, in one binary so every ratio comes from one run.
 //
 // Names: conv/<engine>/<layer>/threads:<n>. halibit engines force their target
-// (bconv_w1a1_avx512, bitserial_w2a2_avx2, ...); the time of a halibit kernel includes packing
-// its input activations, and its output is requantized codes, like oneDNN's u8 output.
+// (bconv_w1a1_avx512, bitserial_w2a2_avx2, u8_w8a8_avx512, ...); the time of a halibit popcount
+// kernel includes packing its input activations, and its output is requantized codes, like
+// oneDNN's u8 output (u8_w8a8: uint8 codes in, 8-bit codes out, no packing).
 // After the run, a summary prints time(onednn_u8s8) / time(engine) per layer and the geometric
 // mean over the four 3x3 layers (the fastest repetition, with --benchmark_repetitions). oneDNN picks its best ISA; ONEDNN_MAX_CPU_ISA=AVX2 gives the
 // AVX2 baseline.
@@ -106,6 +107,41 @@ struct HalibitConv {
     }
 };
 
+// conv_u8 (W8A8): uint8 codes in, int8 weights prepared once, 8-bit requantized codes out, like
+// oneDNN's u8s8 -> u8 convolution.
+struct HalibitConvU8 {
+    Isa isa;
+
+    void operator()(benchmark::State& state, const ConvShape& s, int threads) const {
+        if (!isa_available(isa)) {
+            state.SkipWithError((std::string("no ") + isa_name(isa) + " on this CPU").c_str());
+            return;
+        }
+        force_isa(isa);
+        set_num_threads(threads);
+        std::mt19937 rng(1);
+        std::vector<uint8_t> codes(size_t(s.height) * s.width * s.in_channels);
+        for (auto& c : codes) c = uint8_t(rng());
+        std::vector<int8_t> w(size_t(s.out_channels) * s.kernel * s.kernel * s.in_channels);
+        for (auto& v : w) v = int8_t(rng());
+        const U8Weights uw = prepare_u8_weights(w.data(), s.out_channels, s.kernel, s.kernel, s.in_channels, 1);
+        Requantization rq;
+        rq.shift = 16;
+        rq.out_bits = 8;
+        rq.multiplier.assign(s.out_channels, 1 << 4);
+        rq.bias.assign(s.out_channels, 0);
+        const ActivationShape in_shape{1, s.height, s.width, s.in_channels};
+        std::vector<uint8_t> out(size_t(conv_out_size(s.height, s.kernel, s.stride, s.pad)) *
+                                 conv_out_size(s.width, s.kernel, s.stride, s.pad) * s.out_channels);
+        const ConvGeometry geo{s.stride, s.pad};
+        timed_loop(state, s, [&] {
+            conv_u8(codes.data(), in_shape, uw, geo, nullptr, rq, out.data());
+            benchmark::DoNotOptimize(out.data());
+        });
+        force_isa(Isa::automatic);
+    }
+};
+
 void onednn(benchmark::State& state, const ConvShape& s, int threads) {
     OneDnnConvU8S8 conv(s, threads);
     timed_loop(state, s, [&] { conv.run(); });
@@ -127,6 +163,7 @@ void register_all() {
         const std::string suffix = std::string("_") + isa_name(isa);
         engines.push_back({"bconv_w1a1" + suffix, HalibitConv{HalibitConv::bconv, 1, 1, isa}});
         engines.push_back({"bitserial_w2a2" + suffix, HalibitConv{HalibitConv::bitserial, 2, 2, isa}});
+        engines.push_back({"u8_w8a8" + suffix, HalibitConvU8{isa}});
     }
     // The autoscheduler baseline (Li2018) of the same algorithm, on the best x86 ISA.
     engines.push_back({"bitserial_w2a2_auto",

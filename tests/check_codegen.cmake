@@ -4,13 +4,19 @@ if (ARCH STREQUAL "arm64")
     set(checks
         # library                    target substring   instruction
         "halibit_bitserial_conv_int32|.s|cnt"
-        "halibit_bconv_int32|.s|cnt")
+        "halibit_bconv_int32|.s|cnt"
+        "halibit_conv_u8_int32|.s|smull"
+        "halibit_conv_u8_codes|.s|smull")
 else ()
     set(checks
         "halibit_bitserial_conv_int32|avx512_sapphirerapids|vpopcntq"
         "halibit_bconv_int32|avx512_sapphirerapids|vpopcntq"
         "halibit_bitserial_conv_int32|fma-avx2-no_runtime|vpshufb"
-        "halibit_bconv_int32|fma-avx2-no_runtime|vpshufb")
+        "halibit_bconv_int32|fma-avx2-no_runtime|vpshufb"
+        "halibit_conv_u8_int32|avx512_sapphirerapids|vpdpbusd"
+        "halibit_conv_u8_codes|avx512_sapphirerapids|vpdpbusd"
+        "halibit_conv_u8_int32|fma-avx2-no_runtime|vpmaddwd"
+        "halibit_conv_u8_codes|fma-avx2-no_runtime|vpmaddwd")
 endif ()
 set(failed "")
 foreach (check IN LISTS checks)

@@ -70,8 +70,9 @@ void run(Kernel k, const char* name, const uint8_t* codes, const ActivationShape
     auto bias = view<int64_t>(rq.bias.data(), {{int(rq.bias.size()), 1}});
     // NHWC output as (c, g, p, n), p = y * width + x.
     auto output = view<T>(out, {{cog, 1}, {w.groups, cog}, {o.h * o.w, o.c}, {o.n, o.c * o.h * o.w}});
-    void* args[] = {in.raw_buffer(), pads.raw_buffer(), weights.raw_buffer(), &stride, &pad,
-                    multiplier.raw_buffer(), bias.raw_buffer(), &shift, &out_bits, output.raw_buffer()};
+    bool whole_blocks = w.in_channels_per_group % 4 == 0;
+    void* args[] = {in.raw_buffer(), pads.raw_buffer(), weights.raw_buffer(), &stride, &pad, multiplier.raw_buffer(),
+                    bias.raw_buffer(), &shift, &out_bits, &whole_blocks, output.raw_buffer()};
     const int status = call_kernel(k, args);
     if (status != 0) throw Error(std::string(name) + " failed with Halide error " + std::to_string(status));
 }

@@ -1,0 +1,147 @@
+// `conv_u8`: the 8-bit convolution (first and last layers): unsigned 8-bit codes (NHWC) times
+// int8 weights, int32 accumulation, groups, any stride and padding, positions outside the image
+// reading a per-input-channel pad value; int32 output or requantized codes.
+//
+//   acc(c, g, p, n) = sum_{ky, kx, ci} padded(ci, x(p) * s + kx - pad, g, y(p) * s + ky - pad, n)
+//                                      * w(c, ky, kx, ci)
+//
+// Layouts (the contract with runtime/src/conv_u8.cpp):
+//   input      (c, x, y, n)  uint8, NHWC, c = groups * Cg
+//   pad_values (c)           uint8, one per input channel
+//   weights    (r, c, cb, kx, ky, g) int8: input channel 4 cb + r of output channel c of group g;
+//              r (extent 4) innermost, so the four weights one 32-bit lane of a dot product needs
+//              are adjacent and a vector of output channels is one load. Input channels are
+//              padded with zero weights to Cgp = 4 * cb extent, output channels with zero weights
+//              to a multiple of 64 (kU8WeightChannelAlign in runtime/src/conv_u8.cpp): register
+//              tiles never read past the end.
+//   output     (c, g, p, n)  int32 or uint8 codes, p = y * out_width + x (NHWC: x and y are one
+//              dimension of stride C), c < Cog = output channels per group.
+// Output pixels are one flattened dimension so that register tiles of pixels run across row ends
+// (the 7x7 and 14x14 layers would otherwise waste a large part of each row's last tile); a tile
+// running past the last pixel recomputes it.
+#include "Halide.h"
+#include "output_stage.h"
+#include "../schedules/conv_u8.h"
+
+namespace halibit {
+
+class ConvU8 : public Generator<ConvU8> {
+public:
+    GeneratorParam<std::string> schedule{"schedule", "tuned"};  // naive | tuned
+    GeneratorParam<OutputKind> output_kind{"output_kind", OutputKind::int32, output_kind_names};
+    // Register tile (output-channel vectors x output pixels); 0 takes the target's default
+    // (schedules/conv_u8.h).
+    GeneratorParam<int> tile_vectors{"tile_vectors", 0};
+    GeneratorParam<int> tile_pixels{"tile_pixels", 0};
+
+    Input<Buffer<uint8_t>> input{"input", 4};        // (c, x, y, n)
+    Input<Buffer<uint8_t>> pad_values{"pad_values", 1};  // (c)
+    Input<Buffer<int8_t>> weights{"weights", 6};     // (r, c, cb, kx, ky, g)
+    Input<int32_t> stride{"stride"};
+    Input<int32_t> pad{"pad"};
+    Input<Buffer<int32_t>> multiplier{"multiplier", 1};  // per output channel (output_kind codes)
+    Input<Buffer<int64_t>> bias{"bias", 1};
+    Input<int32_t> shift{"shift"};
+    Input<int32_t> out_bits{"out_bits"};
+    // True exactly when the input channels per group are a multiple of 4 (no padding channels). A
+    // bool input rather than an expression of the shapes so that Halide substitutes it into the
+    // specialised padded copy (dense loads without a channel clamp).
+    Input<bool> whole_blocks{"whole_blocks"};
+    Output<Buffer<>> output{"output", 4};            // (c, g, p, n)
+
+    void generate() {
+        if (output_kind == OutputKind::packed) throw std::runtime_error("conv_u8: output_kind packed is not supported");
+        Var c("c"), g("g"), p("p"), n("n"), ci("ci"), x("x"), y("y"), h("h");
+
+        ConvU8Layout layout = conv_u8_layout_for(get_target(), schedule);
+        if (layout.vectors > 1 || layout.pixels > 1) {
+            if (tile_vectors > 0) layout.vectors = tile_vectors;
+            if (tile_pixels > 0) layout.pixels = tile_pixels;
+        }
+        const int H = layout.pair_lanes, R = 4 / H;
+
+        Expr groups = weights.dim(5).extent();
+        Expr cg = input.dim(0).extent() / groups;         // input channels per group
+        Expr kw = weights.dim(3).extent(), kh = weights.dim(4).extent();
+        Expr in_w = input.dim(1).extent(), in_h = input.dim(2).extent();
+
+        // The input with its border and per-group channels padded to Cgp (zeros past Cg).
+        // x and y are image coordinates (-pad .. size + pad - 1). When Cg is a multiple of 4 there
+        // are no padding channels and the channel index needs no clamp (dense vector loads; the
+        // schedule specialises on `whole_blocks`).
+        Expr cgp = 4 * weights.dim(2).extent();
+        Expr inside = x >= 0 && x < in_w && y >= 0 && y < in_h;
+        Expr ix_in = clamp(x, 0, in_w - 1), iy_in = clamp(y, 0, in_h - 1);
+        Expr ch = g * cg + min(ci, cg - 1);
+        Expr value = select(ci < cg, select(inside, input(ch, ix_in, iy_in, n), pad_values(ch)), cast<uint8_t>(0));
+        Expr value_whole = select(inside, input(g * cg + ci, ix_in, iy_in, n), pad_values(g * cg + ci));
+        Func padded("padded");
+        padded(ci, x, g, y, n) = cast(layout.activation_type, select(whole_blocks, value_whole, value));
+
+        // Output pixel p of the flattened image; tiles past the last pixel recompute it.
+        Expr out_w = (in_w + 2 * pad - kw) / stride + 1;
+        Expr out_h = (in_h + 2 * pad - kh) / stride + 1;
+        Expr pp = min(p, out_w * out_h - 1);
+        // The window origin of each output pixel, a table computed once per call (tuned schedules)
+        // rather than a division per pixel of every register tile; clamped to the padded image so
+        // that Halide can bound the reads through it.
+        Func window("window");
+        window(p) = Tuple((pp % out_w) * stride - pad, (pp / out_w) * stride - pad);
+        Expr wx = clamp(window(p)[0], -pad, in_w + pad - kw), wy = clamp(window(p)[1], -pad, in_h + pad - kh);
+
+        // acc(h, c, g, p, n): the dot product over input channels 4 cb + h R + r (r < R), taps and
+        // channel blocks. With H = 1 it is the whole sum and the R = 4 products of one lane reduce
+        // to one 32-bit lane (vpdpbusd on AVX-512 VNNI); with H = 2 the pairs reduce to i32
+        // lanes (vpmaddwd on AVX2) and the two halves are added once per output.
+        RDom r(0, R, 0, weights.dim(2).extent(), 0, kw, 0, kh, "r");
+        RVar rr = r[0], rcb = r[1], rkx = r[2], rky = r[3];
+        Expr ix = wx + rkx, iy = wy + rky;
+        Expr a = padded(4 * rcb + h * R + rr, ix, g, iy, n);
+        // The weights as the dot product reads them (int16 where it takes int16 pairs; the
+        // schedule may copy one channel tile's weights into a compact buffer).
+        Var wr("wr");
+        Func wt("weights_tile");
+        wt(wr, c, ci, x, y, g) = cast(layout.weight_type, weights(wr, c, ci, x, y, g));
+        Expr w = wt(h * R + rr, c, rcb, rkx, rky, g);
+        Func acc("acc");
+        acc(h, c, g, p, n) = 0;
+        acc(h, c, g, p, n) += cast<int32_t>(a) * cast<int32_t>(w);
+
+        Expr total = acc(0, c, g, p, n);
+        for (int i = 1; i < H; i++) total += acc(i, c, g, p, n);
+
+        Func result("result");
+        if (output_kind == OutputKind::int32) {
+            result(c, g, p, n) = total;
+        } else {
+            Expr co = g * (multiplier.dim(0).extent() / groups) + c;  // M, B cover all groups
+            result(c, g, p, n) = requantize(total, multiplier(co), bias(co), shift, out_bits);
+        }
+        output = result;
+
+        input.dim(0).set_stride(1);
+        output.dim(0).set_stride(1);
+        weights.dim(0).set_bounds(0, 4).set_stride(1);
+        weights.dim(1).set_stride(4);
+
+        ConvU8Schedule s;
+        s.output = result;
+        s.acc = acc;
+        s.padded = padded;
+        s.weights_tile = wt;
+        s.window = window;
+        s.wr = wr;
+        s.c = c; s.g = g; s.p = p; s.n = n; s.h = h;
+        s.ci = ci; s.x = x; s.y = y;
+        s.rr = rr; s.rcb = rcb; s.rkx = rkx; s.rky = rky;
+        s.padded_channels = cgp;
+        s.whole_blocks = whole_blocks;
+        s.pixels = output.dim(2).extent();
+        s.layout = layout;
+        schedule_conv_u8(s, schedule, get_target());
+    }
+};
+
+}  // namespace halibit
+
+HALIDE_REGISTER_GENERATOR(halibit::ConvU8, conv_u8)

@@ -1,0 +1,119 @@
+// conv_u8 schedules (docs/kernels.md, "conv_u8").
+//
+// tuned: a register tile of `vectors` vectors of output channels x `pixels` output pixels (of
+// the flattened image) is the innermost block; the reduction (channel blocks, then taps) runs
+// around it, the four (or two) input channels of one lane innermost as an atomic vectorized
+// reduction, which Halide 14 turns into one instruction per vector:
+//   - AVX-512 (avx512_sapphirerapids): VectorReduce(add, 4) of i32(widening_mul(u8, i8)) with the
+//     accumulator as init = vpdpbusd; a tile of 4 zmm (64 channels) x 7 pixels.
+//   - AVX2: lanes are (half, channel): the two pairs of a 4-channel block go to two adjacent i32
+//     lanes, VectorReduce(add, 2) of i32(widening_mul(i16, i16)) = vpmaddwd (+ vpaddd); the halves
+//     are added once per output. Activations are widened to int16 once, in the padded copy, and
+//     each task copies its channel tile's weights to int16 once; a tile of 2 ymm (8 channels) x 5
+//     pixels. (vpmaddubsw would saturate: u8 x s8 pair sums reach 65280.)
+//   - ARM: the same as AVX2 (smull + addp); a tile of 2 q registers (4 channels) x 6 pixels.
+// naive: the algorithm's loops, one output at a time (the `scalar` target).
+#pragma once
+#include "Halide.h"
+
+namespace halibit {
+
+using namespace Halide;
+
+// How a target's dot product splits the four input channels of a block.
+struct ConvU8Layout {
+    int pair_lanes = 1;  // H: accumulator lanes per output channel (4 / H products per lane)
+    Type activation_type = UInt(8);
+    Type weight_type = Int(8);
+    bool weight_tile_copy = false;  // copy each channel tile's weights (converted) once per task
+    int vectors = 1;     // output-channel vectors in the register tile
+    int pixels = 1;      // output pixels in the register tile
+};
+
+inline bool conv_u8_is_scalar(const Target& t) { return t.arch == Target::X86 && !t.has_feature(Target::SSE41); }
+
+inline ConvU8Layout conv_u8_layout_for(const Target& t, const std::string& schedule) {
+    if (schedule == "naive" || conv_u8_is_scalar(t)) return {1, UInt(8), Int(8), false, 1, 1};
+    if (t.arch == Target::X86 && t.has_feature(Target::AVX512_SapphireRapids)) return {1, UInt(8), Int(8), false, 4, 7};
+    if (t.arch == Target::X86) return {2, Int(16), Int(16), true, 2, 5};
+    return {2, Int(16), Int(16), true, 2, 6};
+}
+
+struct ConvU8Schedule {
+    Func output, acc, padded, weights_tile, window;
+    Var c, g, p, n, h, ci, x, y, wr;
+    RVar rr, rcb, rkx, rky;
+    Expr padded_channels;  // Cgp: the padded copy's channel extent
+    Expr whole_blocks;     // Cg == Cgp: no padding channels
+    Expr pixels;           // output pixels per image (the flattened p extent)
+    ConvU8Layout layout;
+};
+
+inline void schedule_conv_u8(ConvU8Schedule& s, const std::string& schedule, const Target& target) {
+    Var c = s.c, g = s.g, p = s.p, n = s.n, h = s.h;
+    s.padded.compute_root();
+    // Every schedule specialises the padded copy on whole channel blocks: each branch then reads
+    // the input only where its own definition does (the unclamped channel index of the whole-block
+    // definition would otherwise count towards the input's bounds when Cg is not a multiple of 4).
+    if (schedule == "naive" || conv_u8_is_scalar(target)) {
+        s.padded.specialize(s.whole_blocks);
+        s.acc.compute_at(s.output, c);
+        return;
+    }
+    if (schedule != "tuned") throw std::runtime_error("unknown schedule " + schedule);
+
+    const ConvU8Layout& l = s.layout;
+    const int lanes = target.natural_vector_size<int32_t>() / l.pair_lanes;  // output channels per vector
+    const int tc = lanes * l.vectors, tp = l.pixels;
+
+    // Pixel tiles are grouped into balanced chunks of at most 32 tiles; a chunk runs through all
+    // output-channel tiles, so each channel tile's weights are read once per chunk and reused for
+    // up to 32 pixel tiles (the 7x7x512 layer's 2.4 MB of weights would otherwise be read once
+    // per pixel tile), while the chunk's input windows stay in L2. (channel tile, chunk) pairs
+    // run in parallel.
+    Var co("co"), cii("cii"), po("po"), pi("pi"), poo("poo"), poi("poi"), task("task");
+    Expr tiles = (s.pixels + tp - 1) / tp;
+    Expr chunks = (tiles + 31) / 32;
+    Expr chunk = (tiles + chunks - 1) / chunks;
+    s.output.split(c, co, cii, tc, TailStrategy::GuardWithIf)
+        .split(p, po, pi, tp, TailStrategy::GuardWithIf)
+        .split(po, poo, poi, chunk, TailStrategy::GuardWithIf)
+        .reorder(cii, pi, poi, co, poo, g, n)
+        .vectorize(cii, lanes, TailStrategy::GuardWithIf)
+        .unroll(cii)
+        .unroll(pi)
+        .fuse(co, poo, task)
+        .parallel(task);
+
+    s.window.compute_root();
+
+    // The accumulator tile, in registers: every loop around an access to it is unrolled.
+    s.acc.compute_at(s.output, poi)
+        .bound_extent(h, l.pair_lanes)
+        .bound_extent(c, tc)
+        .bound_extent(p, tp)
+        .reorder(h, c, p);
+    Stage upd = s.acc.update();
+    upd.reorder(s.rr, h, c, p, s.rcb, s.rkx, s.rky).atomic().vectorize(s.rr);
+    if (l.pair_lanes > 1) {
+        s.acc.vectorize(h);
+        upd.vectorize(h);
+    }
+    s.acc.vectorize(c, lanes).unroll(c).unroll(p);
+    upd.vectorize(c, lanes).unroll(c).unroll(p);
+
+    // One channel tile's weights, converted, in a compact buffer (L1/L2) reused by all pixel tiles
+    // of the task: the inner loop then reads them as memory operands.
+    if (l.weight_tile_copy) {
+        const int wl = target.natural_vector_size(l.weight_type);
+        s.weights_tile.compute_at(s.output, task).bound_extent(s.wr, 4).bound_extent(c, tc).reorder(s.wr, c).fuse(s.wr, c, s.wr)
+            .vectorize(s.wr, wl, TailStrategy::GuardWithIf);
+    }
+
+    // The padded copy: whole vectors of channels where there are enough, rows in parallel.
+    const int bytes = target.natural_vector_size<uint8_t>();
+    s.padded.reorder(s.ci, s.x, g, s.y, n).parallel(s.y);
+    s.padded.specialize(s.whole_blocks).specialize(s.padded_channels >= bytes).vectorize(s.ci, bytes, TailStrategy::ShiftInwards);
+}
+
+}  // namespace halibit

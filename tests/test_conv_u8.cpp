@@ -1,0 +1,175 @@
+// conv_u8 against the reference convolution, bit for bit: full-range uint8 codes x int8 weights,
+// channel tails, groups, strides, padding with zero and per-channel pad values, 1x1 / 3x3 / 7x7
+// (and larger) kernels, batch 2, int32 and requantized outputs (out_bits 1..8; positive, negative
+// and zero multipliers). Registered once per ISA like the other kernel suites (and run under qemu
+// in the arm64 stage: the cases are small enough for that).
+#include "conv_cases.h"
+
+namespace halibit::test {
+namespace {
+
+struct U8Case {
+    ConvCase conv;
+    bool pad_values = false;  // nonzero per-channel pad values (else zero padding via nullptr)
+    int out_bits = 8;
+};
+
+ref::Tensor4<uint8_t> random_u8(int n, int h, int w, int c) {
+    ref::Tensor4<uint8_t> t(n, h, w, c);
+    std::uniform_int_distribution<int> d(0, 255);
+    for (auto& v : t.data) v = uint8_t(d(rng()));
+    return t;
+}
+
+ref::Tensor4<int8_t> random_i8(int cout, int kh, int kw, int cin_g) {
+    ref::Tensor4<int8_t> t(cout, kh, kw, cin_g);
+    std::uniform_int_distribution<int> d(-128, 127);
+    for (auto& v : t.data) v = int8_t(d(rng()));
+    return t;
+}
+
+// The reference with a pad value per input channel: the image framed by `pad` pixels of those
+// values, convolved without padding.
+ref::Tensor4<int32_t> reference(const ref::Tensor4<uint8_t>& in, const ref::Tensor4<int8_t>& w, const ConvCase& cc,
+                                const std::vector<uint8_t>& pad_values) {
+    if (pad_values.empty()) return ref::conv(in, w, {cc.stride, cc.pad, cc.groups});
+    ref::Tensor4<uint8_t> framed(in.d0, in.d1 + 2 * cc.pad, in.d2 + 2 * cc.pad, in.d3);
+    for (int n = 0; n < framed.d0; n++)
+        for (int y = 0; y < framed.d1; y++)
+            for (int x = 0; x < framed.d2; x++)
+                for (int c = 0; c < framed.d3; c++) {
+                    const int iy = y - cc.pad, ix = x - cc.pad;
+                    const bool inside = iy >= 0 && iy < in.d1 && ix >= 0 && ix < in.d2;
+                    framed(n, y, x, c) = inside ? in(n, iy, ix, c) : pad_values[c];
+                }
+    return ref::conv(framed, w, {cc.stride, 0, cc.groups});
+}
+
+void check_case(const U8Case& u, const ref::Tensor4<uint8_t>* codes_in = nullptr,
+                const ref::Tensor4<int8_t>* weights_in = nullptr) {
+    const ConvCase& cc = u.conv;
+    SCOPED_TRACE(cc.name() + (u.pad_values ? " pad_values" : " zero_padding") + " out_bits " + std::to_string(u.out_bits));
+    const int cin_g = cc.cin / cc.groups;
+    auto codes = codes_in ? *codes_in : random_u8(cc.n, cc.h, cc.w, cc.cin);
+    auto weights = weights_in ? *weights_in : random_i8(cc.cout, cc.kernel, cc.kernel, cin_g);
+    std::vector<uint8_t> pads;
+    if (u.pad_values) {
+        std::uniform_int_distribution<int> d(1, 255);
+        for (int c = 0; c < cc.cin; c++) pads.push_back(uint8_t(d(rng())));
+    }
+    auto expected = reference(codes, weights, cc, pads);
+
+    const ActivationShape shape{cc.n, cc.h, cc.w, cc.cin};
+    auto w = prepare_u8_weights(weights.data.data(), cc.cout, cc.kernel, cc.kernel, cin_g, cc.groups);
+    const ConvGeometry geo{cc.stride, cc.pad};
+    const ActivationShape o = conv_output_shape(shape, w, geo);
+    ASSERT_EQ(size_t(o.n) * o.h * o.w * o.c, expected.size());
+
+    std::vector<int32_t> acc(expected.size(), -7);
+    conv_u8(codes.data.data(), shape, w, geo, pads.empty() ? nullptr : pads.data(), acc.data());
+    EXPECT_EQ(first_mismatch(expected.data, acc.data(), acc.size()), "") << "int32 output";
+
+    auto rq = random_requantization(expected, u.out_bits);
+    auto expected_codes = requantize_all(expected, rq);
+    std::vector<uint8_t> out(expected.size(), 0xEE);
+    conv_u8(codes.data.data(), shape, w, geo, pads.empty() ? nullptr : pads.data(), rq, out.data());
+    EXPECT_EQ(first_mismatch(expected_codes.data, out.data(), out.size()), "") << "codes output";
+}
+
+class ConvU8 : public ::testing::Test {
+protected:
+    void SetUp() override { use_test_isa(); }
+};
+
+std::vector<int> u8_channel_sweep() { return {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 16, 31, 32, 33, 63, 64, 65}; }
+
+// Input channel tails (blocks of 4 on every target) and output channel tails (vectors and the
+// 64-channel tile), at 3x3 and 1x1.
+TEST_F(ConvU8, ChannelCountsInAndOut) {
+    int bits = 1;
+    for (int c : u8_channel_sweep()) {
+        check_case({{1, 4, 5, c, 17, 3, 1, 1, 1}, true, bits});
+        check_case({{2, 3, 3, 9, c, 1, 1, 0, 1}, false, 1 + bits % 8});
+        check_case({{1, 3, 4, c, c, 3, 2, 1, 1}, false, 8});
+        check_case({{2, 3, 3, 2 * c, 2 * c + 2, 3, 1, 1, 2}, true, 1 + (bits + 3) % 8});  // tails per group
+        bits = bits % 8 + 1;
+    }
+}
+
+// Groups x stride x padding x kernel size, with zero and nonzero pad values, batch 2.
+TEST_F(ConvU8, GeometrySweep) {
+    int bits = 1;
+    for (int kernel : {1, 3, 7})
+        for (int groups : {1, 2, 4})
+            for (int stride : {1, 2})
+                for (int pad = 0; pad <= 3; pad++)
+                    for (bool pad_values : {false, true}) {
+                        if (pad_values && pad == 0) continue;  // nothing to pad
+                        const int size = std::max(kernel + 2 - 2 * pad, 3) + (stride == 2 ? 2 : 0);
+                        const int cin = groups * (kernel == 7 ? 3 : 5), cout = groups * (kernel == 7 ? 4 : 6);
+                        check_case({{2, size, size + 1, cin, cout, kernel, stride, pad, groups}, pad_values, bits});
+                        bits = bits % 8 + 1;
+                    }
+}
+
+// Every output width, positive, negative and zero multipliers (random_requantization).
+TEST_F(ConvU8, RequantizedOutputBits) {
+    for (int bits = 1; bits <= 8; bits++) {
+        check_case({{1, 5, 7, 19, 70, 3, 1, 1, 1}, true, bits});
+        check_case({{2, 4, 4, 8, 12, 1, 1, 0, 4}, false, bits});
+    }
+}
+
+// Layer-like shapes: pixel tiles across row ends and past the last pixel, several chunks of
+// pixel tiles, whole 64-channel tiles and their tails, the first layer's 3 channels, 7x7 stride 2.
+TEST_F(ConvU8, LayerShapes) {
+    check_case({{1, 14, 14, 64, 64, 3, 1, 1, 1}, false, 8});
+    check_case({{1, 7, 7, 128, 130, 3, 1, 1, 1}, false, 4});
+    check_case({{1, 9, 11, 64, 128, 1, 1, 0, 1}, false, 8});
+    check_case({{1, 23, 21, 3, 64, 7, 2, 3, 1}, true, 8});
+    check_case({{1, 28, 28, 64, 128, 3, 2, 1, 1}, false, 8});
+    check_case({{2, 13, 13, 96, 66, 5, 1, 2, 2}, true, 6});
+    check_case({{2, 40, 41, 8, 70, 3, 1, 1, 1}, true, 8});  // many chunks of pixel tiles per image
+}
+
+// The extremes of both ranges: 255 x -128 everywhere (no saturation anywhere in the dot product).
+TEST_F(ConvU8, ExtremeValues) {
+    for (int cin : {4, 7, 64}) {
+        ConvCase cc{1, 5, 5, cin, 20, 3, 1, 1, 1};
+        ref::Tensor4<uint8_t> codes(1, 5, 5, cin, 255);
+        for (int8_t wv : {int8_t(-128), int8_t(127)}) {
+            ref::Tensor4<int8_t> w(20, 3, 3, cin, wv);
+            check_case({cc, true, 8}, &codes, &w);
+        }
+        auto mixed = random_i8(20, 3, 3, cin);
+        for (size_t i = 0; i < mixed.data.size(); i++) mixed.data[i] = i % 2 ? int8_t(-128) : int8_t(127);
+        check_case({cc, false, 3}, &codes, &mixed);
+    }
+}
+
+// Large kernels and strides: 15x15, stride 3..8.
+TEST_F(ConvU8, LargeKernelsAndStrides) {
+    check_case({{1, 16, 17, 5, 9, 15, 1, 7, 1}, true, 8});
+    for (int stride = 3; stride <= 8; stride++) {
+        check_case({{1, 19, 20, 6, 10, 3, stride, 1, 2}, stride % 2 == 0, stride});
+    }
+}
+
+TEST(ConvU8Errors, MismatchedShapesAreReported) {
+    auto w = random_i8(4, 3, 3, 8);
+    auto pw = prepare_u8_weights(w.data.data(), 4, 3, 3, 8, 1);
+    std::vector<uint8_t> in(3 * 3 * 6);
+    std::vector<int32_t> out(64);
+    EXPECT_THROW(conv_u8(in.data(), {1, 3, 3, 6}, pw, {1, 1}, nullptr, out.data()), Error);  // channels
+    std::vector<uint8_t> in8(3 * 3 * 8);
+    EXPECT_NO_THROW(conv_u8(in8.data(), {1, 3, 3, 8}, pw, {1, 0}, nullptr, out.data()));
+    EXPECT_THROW(conv_u8(in8.data(), {1, 1, 1, 8}, pw, {1, 0}, nullptr, out.data()), Error);  // no output pixels
+    EXPECT_THROW(conv_u8(in8.data(), {1, 3, 3, 8}, pw, {0, 1}, nullptr, out.data()), Error);  // stride 0
+    Requantization rq{{1, 1}, {0, 0}, 0, 8};
+    std::vector<uint8_t> codes(64);
+    EXPECT_THROW(conv_u8(in8.data(), {1, 3, 3, 8}, pw, {1, 1}, nullptr, rq, codes.data()), Error);  // 2 of 4 channels
+    EXPECT_THROW(prepare_u8_weights(w.data.data(), 4, 3, 3, 8, 3), Error);  // groups
+}
+
+}  // namespace
+}  // namespace halibit::test
