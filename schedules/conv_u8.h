@@ -114,6 +114,8 @@ inline void schedule_conv_u8(ConvU8Schedule& s, const std::string& schedule, con
     const int bytes = target.natural_vector_size<uint8_t>();
     s.padded.reorder(s.ci, s.x, g, s.y, n).parallel(s.y);
     s.padded.specialize(s.whole_blocks).specialize(s.padded_channels >= bytes).vectorize(s.ci, bytes, TailStrategy::ShiftInwards);
+    // Four padded channels (the first layer's RGB): vectorize along x, the channels unrolled.
+    s.padded.specialize(s.padded_channels == 4).unroll(s.ci, 4).vectorize(s.x, 16, TailStrategy::GuardWithIf);
 }
 
 }  // namespace halibit
