@@ -59,6 +59,17 @@ void timed_loop(benchmark::State& state, const ConvShape& s, Body body) {
     state.counters["GMAC/s"] = macs(s) * double(state.iterations()) / seconds / 1e9;
 }
 
+// Forces a halibit engine's ISA and thread count; skips the benchmark where the CPU lacks it.
+bool use_isa(benchmark::State& state, Isa isa, int threads) {
+    if (!isa_available(isa)) {
+        state.SkipWithError((std::string("no ") + isa_name(isa) + " on this CPU").c_str());
+        return false;
+    }
+    force_isa(isa);
+    set_num_threads(threads);
+    return true;
+}
+
 // A halibit popcount convolution: W-bit weights x A-bit activations, codes in and codes out.
 struct HalibitConv {
     enum Family { bconv, bitserial };
@@ -68,12 +79,7 @@ struct HalibitConv {
     Schedule schedule = Schedule::tuned;
 
     void operator()(benchmark::State& state, const ConvShape& s, int threads) const {
-        if (!isa_available(isa)) {
-            state.SkipWithError((std::string("no ") + isa_name(isa) + " on this CPU").c_str());
-            return;
-        }
-        force_isa(isa);
-        set_num_threads(threads);
+        if (!use_isa(state, isa, threads)) return;
         std::mt19937 rng(1);
         const WeightEncoding enc = family == bconv ? WeightEncoding::binary : WeightEncoding::signed_;
         std::vector<uint8_t> codes(size_t(s.height) * s.width * s.in_channels);
@@ -113,12 +119,7 @@ struct HalibitConvU8 {
     Isa isa;
 
     void operator()(benchmark::State& state, const ConvShape& s, int threads) const {
-        if (!isa_available(isa)) {
-            state.SkipWithError((std::string("no ") + isa_name(isa) + " on this CPU").c_str());
-            return;
-        }
-        force_isa(isa);
-        set_num_threads(threads);
+        if (!use_isa(state, isa, threads)) return;
         std::mt19937 rng(1);
         std::vector<uint8_t> codes(size_t(s.height) * s.width * s.in_channels);
         for (auto& c : codes) c = uint8_t(rng());

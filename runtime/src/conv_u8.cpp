@@ -3,16 +3,13 @@
 #include <algorithm>
 #include <string>
 
-#include "HalideBuffer.h"
+#include "kernel_args.h"
 #include "dispatch.h"
 #include "halibit/error.h"
 #include "halibit/kernels.h"
 
 namespace halibit {
 namespace {
-
-template <typename T>
-using Buffer = Halide::Runtime::Buffer<T>;
 
 // Output channels of a group are padded with zero weights to this multiple, so that the
 // kernels' register tiles (64 channels on AVX-512) never read past the end.
@@ -23,13 +20,6 @@ int padded_out_channels(const U8Weights& w) {
     return (cog + kU8WeightChannelAlign - 1) / kU8WeightChannelAlign * kU8WeightChannelAlign;
 }
 int channel_blocks(const U8Weights& w) { return (w.in_channels_per_group + 3) / 4; }
-
-template <typename T>
-Buffer<T> view(const T* data, std::initializer_list<std::pair<int, int>> dims) {
-    std::vector<halide_dimension_t> shape;
-    for (auto [extent, stride] : dims) shape.push_back(halide_dimension_t(0, extent, stride));
-    return Buffer<T>(const_cast<T*>(data), int(shape.size()), shape.data());
-}
 
 // The weights as the kernels read them: (r, c, cb, kx, ky, g), see prepare_u8_weights.
 Buffer<int8_t> weights_view(const U8Weights& w) {
@@ -52,7 +42,7 @@ void check_shapes(const ActivationShape& s, const U8Weights& w, ConvGeometry g) 
 }
 
 template <typename T>
-void run(Kernel k, const char* name, const uint8_t* codes, const ActivationShape& s, const U8Weights& w, ConvGeometry geo,
+void run(Kernel k, const uint8_t* codes, const ActivationShape& s, const U8Weights& w, ConvGeometry geo,
          const uint8_t* pad_values, const Requantization& rq, T* out) {
     check_shapes(s, w, geo);
     const ActivationShape o = conv_output_shape(s, w, geo);
@@ -73,8 +63,7 @@ void run(Kernel k, const char* name, const uint8_t* codes, const ActivationShape
     bool whole_blocks = w.in_channels_per_group % 4 == 0;
     void* args[] = {in.raw_buffer(), pads.raw_buffer(), weights.raw_buffer(), &stride, &pad, multiplier.raw_buffer(),
                     bias.raw_buffer(), &shift, &out_bits, &whole_blocks, output.raw_buffer()};
-    const int status = call_kernel(k, args);
-    if (status != 0) throw Error(std::string(name) + " failed with Halide error " + std::to_string(status));
+    call_kernel(k, args);
 }
 
 }  // namespace
@@ -114,18 +103,13 @@ ActivationShape conv_output_shape(const ActivationShape& in, const U8Weights& w,
 
 void conv_u8(const uint8_t* in, const ActivationShape& s, const U8Weights& w, ConvGeometry g, const uint8_t* pad_values,
              int32_t* out) {
-    static const Requantization none{{0}, {0}, 0, 8};
-    run(Kernel::halibit_conv_u8_int32, "halibit_conv_u8_int32", in, s, w, g, pad_values, none, out);
+    run(Kernel::halibit_conv_u8_int32, in, s, w, g, pad_values, no_requantization(), out);
 }
 
 void conv_u8(const uint8_t* in, const ActivationShape& s, const U8Weights& w, ConvGeometry g, const uint8_t* pad_values,
              const Requantization& rq, uint8_t* out) {
-    if (int(rq.multiplier.size()) != w.out_channels || int(rq.bias.size()) != w.out_channels)
-        throw Error("requantization: multiplier and bias need one entry per output channel (" +
-                    std::to_string(w.out_channels) + ")");
-    if (rq.shift < 0 || rq.shift > 62 || rq.out_bits < 1 || rq.out_bits > 8)
-        throw Error("requantization: shift must be 0..62 and out_bits 1..8");
-    run(Kernel::halibit_conv_u8_codes, "halibit_conv_u8_codes", in, s, w, g, pad_values, rq, out);
+    check_requantization(rq, w.out_channels);
+    run(Kernel::halibit_conv_u8_codes, in, s, w, g, pad_values, rq, out);
 }
 
 }  // namespace halibit

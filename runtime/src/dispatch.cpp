@@ -34,11 +34,23 @@ constexpr Isa kPreference[] = {Isa::avx512, Isa::avx2, Isa::arm64, Isa::scalar};
 
 }  // namespace
 
-int call_kernel(Kernel k, void** args) {
+const char* kernel_name(Kernel k) {
+    switch (k) {
+#define HALIBIT_KERNEL_NAME(lib) \
+    case Kernel::lib: return #lib;
+#include "kernel_names.inc"
+#undef HALIBIT_KERNEL_NAME
+    default: return "?";
+    }
+}
+
+namespace {
+
+int run_entry(Kernel k, void** args) {
     const Entry* entries = table().entry[int(k)];
     const Isa forced = forced_isa();
     if (forced != Isa::automatic) {
-        if (!entries[int(forced)]) throw Error(std::string("kernel has no ") + isa_name(forced) + " variant");
+        if (!entries[int(forced)]) throw Error(std::string(kernel_name(k)) + " has no " + isa_name(forced) + " variant");
         return entries[int(forced)](args);
     }
     static const Isa best = [] {
@@ -49,7 +61,14 @@ int call_kernel(Kernel k, void** args) {
     // Kernels built for fewer targets (the autoscheduler baseline) take the best they have.
     for (Isa isa : kPreference)
         if (entries[int(isa)] && (isa == best || isa_available(isa))) return entries[int(isa)](args);
-    throw Error(std::string("kernel has no variant for this CPU (best ISA ") + isa_name(best) + ")");
+    throw Error(std::string(kernel_name(k)) + " has no variant for this CPU (best ISA " + isa_name(best) + ")");
+}
+
+}  // namespace
+
+void call_kernel(Kernel k, void** args) {
+    const int status = run_entry(k, args);
+    if (status != 0) throw Error(std::string(kernel_name(k)) + " failed with Halide error " + std::to_string(status));
 }
 
 }  // namespace halibit

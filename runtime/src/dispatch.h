@@ -13,8 +13,12 @@ enum class Kernel {
     count
 };
 
+// The library's name, e.g. "halibit_pack".
+const char* kernel_name(Kernel k);
+
 // args: Halide's argv convention (buffers as halide_buffer_t*, scalars as pointers to them), in
-// the generator's argument order with the output last. Returns Halide's status code.
-int call_kernel(Kernel k, void** args);
+// the generator's argument order with the output last. A Halide error becomes a halibit::Error
+// naming the kernel.
+void call_kernel(Kernel k, void** args);
 
 }  // namespace halibit

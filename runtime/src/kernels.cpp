@@ -3,23 +3,12 @@
 
 #include <string>
 
-#include "HalideBuffer.h"
+#include "kernel_args.h"
 #include "halibit/error.h"
 #include "dispatch.h"
 
 namespace halibit {
 namespace {
-
-template <typename T>
-using Buffer = Halide::Runtime::Buffer<T>;
-
-// dims: (extent, stride) pairs, innermost first.
-template <typename T>
-Buffer<T> view(const T* data, std::initializer_list<std::pair<int, int>> dims) {
-    std::vector<halide_dimension_t> shape;
-    for (auto [extent, stride] : dims) shape.push_back(halide_dimension_t(0, extent, stride));
-    return Buffer<T>(const_cast<T*>(data), int(shape.size()), shape.data());
-}
 
 // Packed activations as 64-bit words (k, j, g, x, y, n), x and y from -pad: the image and `pad`
 // pixels of its zero border.
@@ -56,10 +45,6 @@ Buffer<T> output_view(T* data, const ActivationShape& s, int groups) {
     return view<T>(data, {{cog, 1}, {groups, cog}, {s.w, s.c}, {s.h, s.c * s.w}, {s.n, s.c * s.w * s.h}});
 }
 
-void check(int status, const char* kernel) {
-    if (status != 0) throw Error(std::string(kernel) + " failed with Halide error " + std::to_string(status));
-}
-
 void check_conv(const PackedActivations& in, const PackedWeights& w, ConvGeometry g) {
     if (in.groups != w.groups || in.channels_per_group() != w.in_channels_per_group)
         throw Error("convolution: activations have " + std::to_string(in.shape.c) + " channels in " +
@@ -71,19 +56,6 @@ void check_conv(const PackedActivations& in, const PackedWeights& w, ConvGeometr
     if (g.stride < 1 || g.pad < 0 || conv_out_size(in.shape.h, w.kernel_h, g.stride, g.pad) < 1 ||
         conv_out_size(in.shape.w, w.kernel_w, g.stride, g.pad) < 1)
         throw Error("convolution: kernel, stride or padding leave no output pixels");
-}
-
-void check_requantization(const Requantization& rq, int out_channels) {
-    if (int(rq.multiplier.size()) != out_channels || int(rq.bias.size()) != out_channels)
-        throw Error("requantization: multiplier and bias need one entry per output channel (" +
-                    std::to_string(out_channels) + ")");
-    if (rq.shift < 0 || rq.shift > 62 || rq.out_bits < 1 || rq.out_bits > 8)
-        throw Error("requantization: shift must be 0..62 and out_bits 1..8");
-}
-
-const Requantization& no_requantization() {
-    static const Requantization rq{{0}, {0}, 0, 8};
-    return rq;
 }
 
 }  // namespace
@@ -172,7 +144,7 @@ void pack_activations(const uint8_t* codes, const ActivationShape& s, int planes
     auto o = bytes_view(out);
     int32_t g = groups;
     void* args[] = {in.raw_buffer(), words.raw_buffer(), &g, &whole_words, o.raw_buffer()};
-    check(call_kernel(Kernel::halibit_pack, args), "halibit_pack");
+    call_kernel(Kernel::halibit_pack, args);
 }
 
 namespace {
@@ -195,16 +167,6 @@ struct ConvArgs {
     }
 };
 
-const char* kernel_name(Kernel k) {
-    switch (k) {
-#define HALIBIT_KERNEL_NAME(lib) \
-    case Kernel::lib: return #lib;
-#include "kernel_names.inc"
-#undef HALIBIT_KERNEL_NAME
-    default: return "?";
-    }
-}
-
 template <typename T>
 void run_bitserial(Kernel k, const PackedActivations& in, const PackedWeights& w, ConvGeometry g, const Requantization& rq,
                    Buffer<T> out) {
@@ -214,7 +176,7 @@ void run_bitserial(Kernel k, const PackedActivations& in, const PackedWeights& w
     bool w2a2_signed = wbits == 2 && abits == 2 && w.encoding == WeightEncoding::signed_;
     auto args = a.argv();
     args.insert(args.end(), {&wbits, &abits, &enc, &w2a2_signed, out.raw_buffer()});
-    check(call_kernel(k, args.data()), kernel_name(k));
+    call_kernel(k, args.data());
 }
 
 template <typename T>
@@ -228,7 +190,7 @@ void run_bconv(Kernel k, const PackedActivations& in, const PackedWeights& w, BC
     bool zero_padding = !o.one_padding;
     auto args = a.argv();
     args.insert(args.end(), {&cg, &zero_padding, out.raw_buffer()});
-    check(call_kernel(k, args.data()), kernel_name(k));
+    call_kernel(k, args.data());
 }
 
 }  // namespace

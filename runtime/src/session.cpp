@@ -82,7 +82,8 @@ struct Session::Impl {
     struct TensorState {
         const TensorSpec* spec = nullptr;
         int plain_slot = -1;   // codes (uint8) or int32, NHWC
-        int packed_slot = -1;  // bit planes for popcount convolutions
+        bool needs_planes = false;  // a popcount convolution reads it: it also gets bit planes
+        int packed_slot = -1;  // those bit planes
         int packed_groups = 1, packed_border = 0;
         PackedActivations packed;
     };
@@ -150,11 +151,11 @@ void Session::Impl::plan(int new_batch) {
     for (Step& s : steps) {
         if (s.kind != Kind::conv_popcount) continue;
         TensorState& t = tensors[s.layer->inputs[0]];
-        if (t.packed_slot == -2 && t.packed_groups != s.layer->groups) {
+        if (t.needs_planes && t.packed_groups != s.layer->groups) {
             s.kind = Kind::conv_u8;
             continue;
         }
-        t.packed_slot = -2;  // needed; placed below
+        t.needs_planes = true;
         t.packed_groups = s.layer->groups;
         t.packed_border = std::max(t.packed_border, s.layer->pad);
     }
@@ -182,7 +183,7 @@ void Session::Impl::plan(int new_batch) {
         for (int c : consumers[name])
             if (steps[c].kind != Kind::conv_popcount) plain_last = std::max(plain_last, c + 1);
         t.plain_slot = add_slot(size_t(batch) * spec.elements() * elem, time, plain_last);
-        if (t.packed_slot == -2) {
+        if (t.needs_planes) {
             PackedActivations probe;
             probe.shape = shape_of(spec);
             probe.planes = spec.bits;
@@ -245,7 +246,7 @@ void Session::Impl::plan(int new_batch) {
 
     // 4. Bit-plane buffers over their arena slots.
     for (auto& [name, t] : tensors)
-        if (t.packed_slot >= 0)
+        if (t.needs_planes)
             t.packed.place(shape_of(*t.spec), t.spec->bits, t.packed_groups, t.packed_border,
                            reinterpret_cast<uint64_t*>(slot_ptr(t.packed_slot)));
 
@@ -262,7 +263,7 @@ void Session::Impl::execute(const uint8_t* images) {
     // packed slot may have been another buffer before, so its zero border is restored first.
     auto finish = [&](const std::string& name) {
         TensorState& t = tensors[name];
-        if (t.packed_slot < 0) return;
+        if (!t.needs_planes) return;
         PackedActivations& p = t.packed;
         std::fill(p.data(), p.data() + p.total_words(), uint64_t(0));
         pack_activations(slot_ptr(t.plain_slot), p.shape, p.planes, p.groups, p, p.border);
