@@ -38,6 +38,22 @@ struct BenchOptions {
 };
 int cmd_bench(const BenchOptions& o);
 
+struct EvalOptions {
+    std::string model, data = "/usr/share/datasets/fashion-mnist", split = "t10k", predictions;
+    SessionFlags session;
+    int batch = 100;
+    int64_t limit = 0;  // 0: every image
+};
+int cmd_eval(const EvalOptions& o);
+
+struct ClassifyOptions {
+    std::string model;
+    std::vector<std::string> images;
+    SessionFlags session;
+    int top = 3;
+};
+int cmd_classify(const ClassifyOptions& o);
+
 // --- helpers (common.cpp) ---
 
 // "28x28x1"
@@ -52,6 +68,21 @@ std::string format_fixed(double v, int decimals);
 Isa resolved_isa(Isa requested);
 // Peak resident set size of this process in bytes (getrusage).
 int64_t peak_rss_bytes();
+
+// A progress bar on stderr for long work: redrawn in place on a terminal, one line every 10 s
+// otherwise, and a final line when done; work shorter than 0.5 s (10 s without a terminal)
+// shows nothing.
+class Progress {
+public:
+    Progress(int64_t total, std::string what);
+    void update(int64_t done);
+
+private:
+    int64_t total_;
+    std::string what_;
+    bool tty_, shown_ = false;
+    double start_, last_ = -1e9;
+};
 
 // A plain text table: columns sized to their widest cell; numeric columns right-aligned.
 class Table {

@@ -27,28 +27,6 @@ double median(std::vector<double> v) {
 }
 
 // "\rhalibit bench: run 7/23" on a terminal, once the benchmark has taken more than a second.
-class Progress {
-public:
-    explicit Progress(int total) : total_(total), tty_(isatty(STDERR_FILENO)), start_(Clock::now()), last_(start_) {}
-    void update(int done) {
-        if (!tty_) return;
-        const auto now = Clock::now();
-        if (now - start_ < std::chrono::seconds(1) || now - last_ < std::chrono::milliseconds(200)) return;
-        last_ = now;
-        std::fprintf(stderr, "\rhalibit bench: run %d/%d", done, total_);
-        std::fflush(stderr);
-        shown_ = true;
-    }
-    ~Progress() {
-        if (shown_) std::fprintf(stderr, "\r%40s\r", "");
-    }
-
-private:
-    int total_;
-    bool tty_, shown_ = false;
-    Clock::time_point start_, last_;
-};
-
 }  // namespace
 
 int cmd_bench(const BenchOptions& o) {
@@ -69,7 +47,7 @@ int cmd_bench(const BenchOptions& o) {
     const size_t layers = session.profile().size();
     std::vector<std::vector<double>> layer_s(layers);
     std::vector<double> total_s;
-    Progress progress(o.warmup + o.repeat);
+    Progress progress(o.warmup + o.repeat, "halibit bench: run");
     for (int r = 0; r < o.warmup + o.repeat; r++) {
         const auto start = Clock::now();
         session.run(images.data(), o.batch);

@@ -2,7 +2,9 @@
 #include <sys/resource.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
+#include <unistd.h>
 
 #include "cli.h"
 
@@ -50,6 +52,31 @@ int64_t peak_rss_bytes() {
     rusage u{};
     getrusage(RUSAGE_SELF, &u);
     return int64_t(u.ru_maxrss) * 1024;  // Linux: kilobytes
+}
+
+namespace {
+double now_seconds() {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+}  // namespace
+
+Progress::Progress(int64_t total, std::string what)
+    : total_(std::max<int64_t>(total, 1)), what_(std::move(what)), tty_(isatty(2)), start_(now_seconds()) {}
+
+void Progress::update(int64_t done) {
+    const double t = now_seconds();
+    const bool finished = done >= total_;
+    // Quick work shows nothing; a terminal gets a bar redrawn in place, a log one line per 10 s.
+    if (t - start_ < (tty_ ? 0.5 : 10.0) || (!finished && t - last_ < (tty_ ? 0.1 : 10.0))) return;
+    if (finished && !shown_) return;
+    last_ = t;
+    shown_ = true;
+    const int width = 30, filled = int(width * std::min<int64_t>(done, total_) / total_);
+    const double rate = done / std::max(t - start_, 1e-9);
+    std::fprintf(stderr, "%s%s [%s%s] %lld/%lld, %.0f/s%s", tty_ ? "\r" : "", what_.c_str(),
+                 std::string(size_t(filled), '#').c_str(), std::string(size_t(width - filled), ' ').c_str(),
+                 (long long)done, (long long)total_, rate, tty_ && !finished ? "" : "\n");
+    std::fflush(stderr);
 }
 
 std::string Table::str() const {

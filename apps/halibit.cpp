@@ -1,8 +1,9 @@
-// The `halibit` command-line tool: info, run, bench.
+// The `halibit` command-line tool: info, run, bench, eval, classify.
 //
 // Errors are one line `halibit: <message>` on stderr: usage errors (unknown option, bad value)
 // exit with 2, everything else (unreadable model, wrong input shape, ...) with 1.
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <exception>
 #include <iostream>
 
@@ -95,15 +96,46 @@ int main(int argc, char** argv) {
     bench_cmd->add_option("--seed", bench.seed, "seed of the random input")->type_name("N")->capture_default_str();
     bench_cmd->add_option("--json", bench.json, "also write the results as JSON to this file")->type_name("FILE");
 
+    EvalOptions eval;
+    CLI::App* eval_cmd = app.add_subcommand("eval", "top-1 accuracy, confusion matrix and speed on an IDX dataset");
+    eval_cmd->add_option("model", eval.model, "model file (.halibit)")->required()->type_name("MODEL");
+    eval_cmd->add_option("--data", eval.data, "directory of <split>-images-idx3-ubyte[.gz] and <split>-labels-idx1-ubyte[.gz]")
+        ->type_name("DIR")
+        ->capture_default_str();
+    eval_cmd->add_option("--split", eval.split, "file name prefix of the split")->type_name("NAME")->capture_default_str();
+    eval_cmd->add_option("--limit", eval.limit, "evaluate the first N images only (0: all)")
+        ->check(CLI::NonNegativeNumber.description(""))
+        ->type_name("N")
+        ->capture_default_str();
+    eval_cmd->add_option("--batch", eval.batch, "images per Session::run call")
+        ->check(range(1, 1 << 16))
+        ->type_name("N")
+        ->capture_default_str();
+    eval_cmd->add_option("--predictions", eval.predictions, "write the predicted classes (uint8 [N]) to this .npy file")
+        ->type_name("NPY");
+    add_session_flags(eval_cmd, eval.session);
+
+    ClassifyOptions classify;
+    CLI::App* classify_cmd = app.add_subcommand("classify", "top classes of JPEG or PNG images, with probabilities");
+    classify_cmd->add_option("model", classify.model, "model file (.halibit)")->required()->type_name("MODEL");
+    classify_cmd->add_option("images", classify.images, "JPEG or PNG files")->required()->type_name("IMAGE...");
+    classify_cmd->add_option("--top", classify.top, "classes shown per image")
+        ->check(range(1, 1 << 20))
+        ->type_name("K")
+        ->capture_default_str();
+    add_session_flags(classify_cmd, classify.session);
+
     // A first word that is neither an option nor a command: say so (CLI11 would only say that a
     // command is required).
+    const std::vector<std::string> commands = {"info", "run", "bench", "eval", "classify"};
     if (argc < 2) {
-        std::cerr << "halibit: a command is required (info, run or bench); see halibit --help\n";
+        std::cerr << "halibit: a command is required (info, run, bench, eval or classify); see halibit --help\n";
         return 2;
     }
     const std::string first = argv[1];
-    if (first[0] != '-' && first != "info" && first != "run" && first != "bench") {
-        std::cerr << "halibit: unknown command '" << first << "' (expected info, run or bench; see halibit --help)\n";
+    if (first[0] != '-' && std::find(commands.begin(), commands.end(), first) == commands.end()) {
+        std::cerr << "halibit: unknown command '" << first
+                  << "' (expected info, run, bench, eval or classify; see halibit --help)\n";
         return 2;
     }
     try {
@@ -111,7 +143,7 @@ int main(int argc, char** argv) {
     } catch (const CLI::ParseError& e) {
         if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
         std::string help = "halibit --help";
-        for (const CLI::App* sub : {info_cmd, run_cmd, bench_cmd})
+        for (const CLI::App* sub : {info_cmd, run_cmd, bench_cmd, eval_cmd, classify_cmd})
             if (sub->parsed()) help = "halibit " + sub->get_name() + " --help";
         std::cerr << "halibit: " << e.what() << "; see " << help << "\n";
         return 2;
@@ -121,6 +153,8 @@ int main(int argc, char** argv) {
         if (info_cmd->parsed()) return cmd_info(info);
         if (run_cmd->parsed()) return cmd_run(run);
         if (bench_cmd->parsed()) return cmd_bench(bench);
+        if (eval_cmd->parsed()) return cmd_eval(eval);
+        if (classify_cmd->parsed()) return cmd_classify(classify);
     } catch (const Error& e) {
         std::cerr << "halibit: " << e.what() << "\n";
         return 1;

@@ -12,10 +12,13 @@ packages=(
     g++-aarch64-linux-gnu qemu-user         # the arm64 stage and its tests
     nlohmann-json3-dev libcli11-dev         # model graph JSON, the halibit command line
     python3-numpy python3-pytest            # the toolkit's exporter, simulator and its tests
+    python3-torch python3-pulp coinor-cbc   # training (LSQ, PalQuant) and HAWQ-V3 bit allocation (ILP)
+    zlib1g-dev libjpeg62-turbo-dev libpng-dev  # IDX datasets, JPEG and PNG for eval and classify
+    dataset-fashion-mnist                   # the training and evaluation data
 )
 
 if [ "${1:-}" = "--peers" ]; then
-    packages+=(python3-torch python3-torchvision python3-matplotlib)
+    packages+=(python3-torchvision python3-matplotlib)
     command -v npm >/dev/null || packages+=(nodejs npm)
 fi
 

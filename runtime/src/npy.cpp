@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "halibit/error.h"
+#include "read_file.h"
 
 namespace halibit {
 namespace {
@@ -215,17 +216,7 @@ NpyArray parse_npy(const std::vector<uint8_t>& bytes, const std::string& name) {
 }
 
 NpyArray read_npy(const std::string& path) {
-    std::ifstream f(path, std::ios::binary);
-    if (!f) throw Error(path + ": cannot open: " + std::strerror(errno));
-    std::vector<uint8_t> bytes;
-    f.seekg(0, std::ios::end);
-    const std::streamoff size = f.tellg();
-    if (size < 0) throw Error(path + ": cannot read: " + std::strerror(errno));
-    f.seekg(0, std::ios::beg);
-    bytes.resize(size_t(size));
-    if (size > 0 && !f.read(reinterpret_cast<char*>(bytes.data()), size))
-        throw Error(path + ": cannot read: " + std::strerror(errno));
-    return parse_npy(bytes, path);
+    return parse_npy(read_file(path, std::numeric_limits<int64_t>::max()), path);
 }
 
 void write_npy(const std::string& path, const std::string& dtype, const std::vector<int64_t>& shape, const void* data) {

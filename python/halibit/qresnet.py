@@ -1,0 +1,252 @@
+"""The trainable small ResNet for Fashion-MNIST (torch) and its export to a halibit model file.
+
+Same structure as networks.small_resnet: 3x3 stem (signed 8-bit weights) -> three stages of one
+basic block (widths `widths`, stages 2 and 3 stride 2) -> global average pool to 8-bit codes ->
+fc (signed 8-bit weights, one step, no bias) -> int32 logits.
+
+Precision is given per unit (`plan`, see UNITS): the convolutions reading one activation tensor
+share its bits as their weight bits; None everywhere for float. PalQuant (`groups`=G):
+every block is G parallel groups (widths x G, grouped convolutions), with a cyclic channel
+shuffle (out k*G + g = in g*K + k) after every block but the last.
+
+Every conv is followed by BatchNorm; export folds it into the dyadic requantization
+(halibit.fold), so the file computes integer-only what the quantized model computes in float,
+up to rounding ties and the stem's padding value (mean * 255 rounded to an integer code).
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import fashion_mnist
+from .dyadic import requant_params
+from .fold import fold_batchnorm
+from .quant import ActQuant, WeightQuant
+
+WIDTHS = (24, 48, 96)
+
+
+class ConvBN(nn.Module):
+    """conv (quantized weights when `weight` = (encoding, bits)) followed by BatchNorm."""
+
+    def __init__(self, cin, cout, kernel, stride, pad, groups=1, weight=None):
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout, kernel, stride, pad, groups=groups, bias=False)
+        self.bn = nn.BatchNorm2d(cout)
+        self.wq = WeightQuant(weight[0], weight[1], cout) if weight else None
+
+    def weight(self):
+        w = self.conv.weight
+        return self.wq(w) if self.wq is not None else w
+
+    def forward(self, x):
+        c = self.conv
+        return self.bn(F.conv2d(x, self.weight(), None, c.stride, c.padding, 1, c.groups))
+
+
+def act(bits):
+    return ActQuant(bits) if bits else nn.Identity()
+
+
+def shuffle(x, groups):
+    """Channel shuffle on NCHW: out k*G + g = in g*K + k."""
+    n, c, h, w = x.shape
+    return x.reshape(n, groups, c // groups, h, w).transpose(1, 2).reshape(n, c, h, w)
+
+
+# A unit is the set of convolutions that read one activation tensor (a block's conv1 with its
+# downsample, or its conv2); its bits are both their weight bits and that tensor's code bits, so
+# every kernel runs at W = A (HAWQ-V3 chooses bits per unit).
+UNITS = ("layer1.0.conv1", "layer1.0.conv2", "layer2.0.conv1", "layer2.0.conv2", "layer3.0.conv1",
+         "layer3.0.conv2")
+
+
+class Block(nn.Module):
+    """Basic block; `first` and `second` = (encoding, bits) of its two units, `out_bits` the code
+    bits of its output (the next block's first unit), all None for float."""
+
+    def __init__(self, cin, cout, stride, first, second, out_bits, groups=1, shuffle_out=False):
+        super().__init__()
+        self.groups, self.shuffle_out = groups, shuffle_out
+        self.conv1 = ConvBN(cin, cout, 3, stride, 1, groups, first)
+        self.act1 = act(second[1] if second else None)
+        self.conv2 = ConvBN(cout, cout, 3, 1, 1, groups, second)
+        self.downsample = ConvBN(cin, cout, 1, stride, 0, groups, first) if (stride != 1 or cin != cout) else None
+        self.act_out = act(out_bits)
+
+    def forward(self, x):
+        h = self.act1(F.relu(self.conv1(x)))
+        y = self.conv2(h) + (self.downsample(x) if self.downsample is not None else x)
+        y = self.act_out(F.relu(y))
+        return shuffle(y, self.groups) if self.shuffle_out else y
+
+
+class SmallResNet(nn.Module):
+    """`plan`: one (encoding, bits) per unit of UNITS, or None everywhere for float."""
+
+    def __init__(self, plan=(None,) * len(UNITS), groups=1, widths=WIDTHS, classes=10):
+        super().__init__()
+        if len(plan) != len(UNITS):
+            raise ValueError(f"plan: {len(plan)} entries for {len(UNITS)} units")
+        self.plan, self.groups, self.widths = tuple(plan), groups, tuple(widths)
+        quantized = plan[0] is not None
+        c0 = widths[0] * groups
+        self.stem = ConvBN(1, c0, 3, 1, 1, 1, ("signed", 8) if quantized else None)
+        self.stem_act = act(plan[0][1] if quantized else None)
+        blocks, cin = [], c0
+        for i, (width, stride) in enumerate(zip(widths, (1, 2, 2))):
+            first, second = plan[2 * i], plan[2 * i + 1]
+            out = plan[2 * i + 2] if 2 * i + 2 < len(plan) else second  # the last block keeps its own bits
+            blocks.append(Block(cin, width * groups, stride, first, second, out[1] if out else None, groups,
+                                shuffle_out=groups > 1 and i < len(widths) - 1))
+            cin = width * groups
+        self.blocks = nn.ModuleList(blocks)
+        self.pool_act = act(8 if quantized else None)
+        self.fc = nn.Linear(cin, classes, bias=not quantized)
+        self.fcq = WeightQuant("signed", 8, classes, per_channel=False) if quantized else None
+
+    def unit_convs(self):
+        """{unit name: [ConvBN, ...]} in UNITS order."""
+        out = {}
+        for i, b in enumerate(self.blocks):
+            out[f"layer{i + 1}.0.conv1"] = [b.conv1] + ([b.downsample] if b.downsample is not None else [])
+            out[f"layer{i + 1}.0.conv2"] = [b.conv2]
+        return out
+
+    def forward(self, x):
+        x = self.stem_act(F.relu(self.stem(x)))
+        for b in self.blocks:
+            x = b(x)
+        x = self.pool_act(x.mean(dim=(2, 3)))
+        w = self.fcq(self.fc.weight) if self.fcq is not None else self.fc.weight
+        return F.linear(x, w, self.fc.bias)
+
+
+def normalize(images_u8: torch.Tensor) -> torch.Tensor:
+    """uint8 NCHW images -> the float input the network trains on."""
+    return (images_u8.float() / 255.0 - fashion_mnist.MEAN[0]) / fashion_mnist.STD[0]
+
+
+# -- export ------------------------------------------------------------------------------------
+
+
+def _np(t):
+    return t.detach().cpu().double().numpy()
+
+
+class _Exporter:
+    def __init__(self, name, labels):
+        self.tensors, self.layers, self.stored = {}, [], {}
+        self.graph = {"format_version": 1, "name": name,
+                      "input": {"tensor": "image", "color": "gray", "mean": list(fashion_mnist.MEAN),
+                                "std": list(fashion_mnist.STD)},
+                      "output": None, "labels": list(labels), "tensors": self.tensors, "layers": self.layers}
+
+    def tensor(self, name, shape, type_, scale, bits=None):
+        spec = {"shape": [int(d) for d in shape], "type": type_}
+        if bits is not None:
+            spec["bits"] = int(bits)
+        spec["scale"] = float(scale)
+        self.tensors[name] = spec
+        return name
+
+    def store(self, name, a):
+        self.stored[name] = a
+        return name
+
+    def conv(self, name, x, m: ConvBN, in_scale, in_max, out_bits=None, out_scale=None, pad_values=None,
+             bias_extra=None):
+        """Adds conv `name`; returns (output, per-channel acc scale * bn scale, bn shift, |acc| bound)."""
+        c = m.conv
+        wq = m.wq
+        w = c.weight.detach()
+        q = wq.integer(w).detach().round()
+        steps = _np(wq.step).reshape(-1)
+        qi = q.permute(0, 2, 3, 1).cpu().numpy().astype(np.int8)  # [Cout, KH, KW, Cin/groups]
+        H, W, _ = self.tensors[x]["shape"]
+        KH, KW = c.kernel_size
+        s, p = c.stride[0], c.padding[0]
+        OH, OW = (H + 2 * p - KH) // s + 1, (W + 2 * p - KW) // s + 1
+        bn = m.bn
+        bn_scale, bn_shift = fold_batchnorm(_np(bn.weight), _np(bn.bias), _np(bn.running_mean),
+                                            _np(bn.running_var), bn.eps)
+        if bias_extra is not None:
+            bn_shift = bn_shift + bn_scale * bias_extra(steps, qi)
+        amax = max(in_max, max(pad_values) if pad_values else 0)
+        wf = np.abs(qi.reshape(qi.shape[0], -1).astype(np.int64))
+        bound = int(wf.sum(axis=1).max()) * amax
+        layer = {"name": name, "op": "conv", "inputs": [x], "output": name, "kernel": [KH, KW], "stride": s,
+                 "pad": p, "groups": c.groups,
+                 "weights": {"tensor": self.store(f"{name}.weight", qi), "encoding": wq.encoding, "bits": wq.bits}}
+        if pad_values is not None:
+            layer["pad_values"] = [int(v) for v in pad_values]
+        acc_coeff = in_scale * steps * bn_scale
+        if out_bits is None:
+            self.tensor(name, [OH, OW, qi.shape[0]], "int32", float(np.median(in_scale * steps)))
+        else:
+            (M,), B, S = requant_params([acc_coeff / out_scale], bn_shift / out_scale, [bound])
+            layer["requantize"] = {"multiplier": self.store(f"{name}.multiplier", M),
+                                   "bias": self.store(f"{name}.bias", B), "shift": int(S)}
+            self.tensor(name, [OH, OW, qi.shape[0]], "codes", out_scale, out_bits)
+        self.layers.append(layer)
+        return name, acc_coeff, bn_shift, bound
+
+
+def export(model: SmallResNet, name: str, labels=fashion_mnist.LABELS):
+    """(graph, stored tensors) of a quantized SmallResNet in eval mode (BN running statistics)."""
+    if model.plan[0] is None:
+        raise ValueError("export: the model is not quantized (plan of None)")
+    model = model.eval()
+    e = _Exporter(name, labels)
+    mean, std = fashion_mnist.MEAN[0], fashion_mnist.STD[0]
+    image_scale = 1.0 / (255.0 * std)
+    e.tensor("image", [28, 28, 1], "codes", image_scale, 8)
+
+    def stem_bias(steps, qi):  # the normalisation's mean: x = code * image_scale - mean / std
+        return -(mean / std) * steps * qi.reshape(qi.shape[0], -1).astype(np.float64).sum(axis=1)
+
+    sa = model.stem_act
+    x, *_ = e.conv("conv1", "image", model.stem, image_scale, 255, sa.bits, float(sa.step),
+                   pad_values=[int(round(mean * 255))], bias_extra=stem_bias)
+    x_scale, x_max = float(sa.step), sa.qmax
+    for i, b in enumerate(model.blocks):
+        prefix = f"layer{i + 1}.0"
+        a1, ao = b.act1, b.act_out
+        h, *_ = e.conv(f"{prefix}.conv1", x, b.conv1, x_scale, x_max, a1.bits, float(a1.step))
+        h2, coeff2, shift2, bound2 = e.conv(f"{prefix}.conv2", h, b.conv2, float(a1.step), a1.qmax)
+        if b.downsample is not None:
+            short, coeff1, shift1, bound1 = e.conv(f"{prefix}.downsample", x, b.downsample, x_scale, x_max)
+        else:
+            short, coeff1, shift1, bound1 = x, np.full(coeff2.shape, x_scale), 0.0, x_max
+        out_scale = float(ao.step)
+        (M0, M1), B, S = requant_params([coeff2 / out_scale, coeff1 / out_scale], (shift2 + shift1) / out_scale,
+                                        [bound2, bound1])
+        add = f"{prefix}.add"
+        e.layers.append({"name": add, "op": "add", "inputs": [h2, short], "output": add,
+                         "multipliers": [e.store(f"{add}.multiplier0", M0), e.store(f"{add}.multiplier1", M1)],
+                         "bias": e.store(f"{add}.bias", B), "shift": int(S)})
+        e.tensor(add, e.tensors[h2]["shape"], "codes", out_scale, ao.bits)
+        x, x_scale, x_max = add, out_scale, ao.qmax
+        if b.shuffle_out:
+            sh = f"{prefix}.shuffle"
+            e.layers.append({"name": sh, "op": "channel_shuffle", "inputs": [x], "output": sh, "groups": b.groups})
+            e.tensor(sh, e.tensors[x]["shape"], "codes", x_scale, ao.bits)
+            x = sh
+    H, W, C = e.tensors[x]["shape"]
+    pa = model.pool_act
+    (M,), _, S = requant_params([[x_scale / (H * W * float(pa.step))]], [0.0], [H * W * x_max])
+    e.layers.append({"name": "avgpool", "op": "global_avg_pool", "inputs": [x], "output": "avgpool",
+                     "multiplier": int(M[0]), "shift": int(S)})
+    e.tensor("avgpool", [1, 1, C], "codes", float(pa.step), 8)
+    fq = model.fcq
+    q = fq.integer(model.fc.weight.detach()).detach().round().cpu().numpy().astype(np.int8)
+    e.layers.append({"name": "fc", "op": "conv", "inputs": ["avgpool"], "output": "logits", "kernel": [1, 1],
+                     "stride": 1, "pad": 0, "groups": 1,
+                     "weights": {"tensor": e.store("fc.weight", q.reshape(q.shape[0], 1, 1, C)),
+                                 "encoding": "signed", "bits": 8}})
+    logit_scale = float(pa.step) * float(fq.step)
+    e.tensor("logits", [1, 1, q.shape[0]], "int32", logit_scale)
+    e.graph["output"] = {"tensor": "logits", "scale": logit_scale}
+    return e.graph, e.stored
