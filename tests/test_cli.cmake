@@ -1,8 +1,8 @@
 # The `halibit` command line: exit codes and messages of its error paths, and one run that must
 # reproduce the golden logits byte for byte.
 #   cmake -DHALIBIT=<halibit binary> -DGOLDEN=<dir: model.halibit input.npy logits.npy>
-#         -DWORK=<scratch dir> -P test_cli.cmake
-foreach (var HALIBIT GOLDEN WORK)
+#         -DSAMPLES=<dir of sample JPEGs> -DWORK=<scratch dir> -P test_cli.cmake
+foreach (var HALIBIT GOLDEN SAMPLES WORK)
     if (NOT DEFINED ${var})
         message(FATAL_ERROR "test_cli.cmake: -D${var}=... is required")
     endif ()
@@ -77,8 +77,14 @@ else ()
     message("ok   bench_json_content (median ${median} ms, ${layers} layers, first kernel '${kernel}')")
 endif ()
 
+set(data /usr/share/datasets/fashion-mnist)
+check(eval_limit 0 "" "top-1    [0-9.]+% \\([0-9]+ / 100\\).*confusion matrix.*recall" eval ${model} --data ${data}
+      --limit 100 --predictions ${WORK}/pred.npy)
+check(classify_sample 0 "" "0000-ankle-boot.jpg \\(28x28 gray, [0-9.]+ ms\\)\n  [0-9.]+%  [^\n]+\n  [0-9.]+%"
+      classify ${model} ${SAMPLES}/0000-ankle-boot.jpg --top 2)
+
 # Usage errors: exit code 2.
-check(no_command 2 "^halibit: a command is required \\(info, run or bench\\)" "")
+check(no_command 2 "^halibit: a command is required \\(info, run, bench, eval or classify\\)" "")
 check(unknown_command 2 "^halibit: unknown command 'frob'" "" frob)
 check(unknown_option 2 "^halibit: .*--frob" "" info ${model} --frob)
 check(info_without_model 2 "^halibit: model is required; see halibit info --help" "" info)
@@ -103,6 +109,17 @@ check(output_unwritable 1 "^halibit: ${WORK}/no/such/dir/y.npy: cannot create" "
       -o ${WORK}/no/such/dir/y.npy)
 check(json_unwritable 1 "^halibit: ${WORK}/no/such/dir/b.json: cannot create" "" bench ${model} --repeat 1 --warmup 0
       --json ${WORK}/no/such/dir/b.json)
+check(eval_missing_data 1 "^halibit: ${WORK}/nodata: no t10k-images-idx3-ubyte or t10k-images-idx3-ubyte.gz" ""
+      eval ${model} --data ${WORK}/nodata)
+file(MAKE_DIRECTORY ${WORK}/notidx)
+file(COPY_FILE ${input} ${WORK}/notidx/t10k-images-idx3-ubyte)
+file(COPY_FILE ${input} ${WORK}/notidx/t10k-labels-idx1-ubyte)
+check(eval_not_idx 1 "^halibit: ${WORK}/notidx/t10k-images-idx3-ubyte: not an IDX file" "" eval ${model}
+      --data ${WORK}/notidx)
+check(eval_zero_batch 2 "^halibit: --batch: " "" eval ${model} --batch 0)
+check(classify_missing_image 1 "^halibit: ${WORK}/missing.jpg: cannot open" "" classify ${model} ${WORK}/missing.jpg)
+check(classify_not_an_image 1 "^halibit: ${input}: not a JPEG or PNG file" "" classify ${model} ${input})
+check(classify_without_images 2 "^halibit: images is required" "" classify ${model})
 cmake_host_system_information(RESULT host_arch QUERY OS_PLATFORM)
 if (host_arch MATCHES "x86_64|AMD64")
     check(isa_not_available 1 "^halibit: isa arm64 is not available" "" bench ${model} --isa arm64 --repeat 1)

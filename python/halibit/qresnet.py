@@ -25,7 +25,7 @@ from .dyadic import requant_params
 from .fold import fold_batchnorm
 from .quant import ActQuant, WeightQuant
 
-WIDTHS = (24, 48, 96)
+WIDTHS = (32, 64, 128)
 
 
 class ConvBN(nn.Module):
@@ -122,6 +122,42 @@ class SmallResNet(nn.Module):
         x = self.pool_act(x.mean(dim=(2, 3)))
         w = self.fcq(self.fc.weight) if self.fcq is not None else self.fc.weight
         return F.linear(x, w, self.fc.bias)
+
+
+def palquant_state(plain: dict, groups: int) -> dict:
+    """PalQuant's transform of a plain network's weights (state_dict) into G parallel groups.
+
+    Every group starts as a copy of the plain layer: the stem's channels are repeated G times,
+    block 1's groups are exact copies (their inputs are), and after a cyclic shuffle a group sees
+    each of 1/G of the features G times, so input channel m of a group takes the plain weights of
+    feature (g C + m) // G. The fc averages the G copies. Only block 1 is exactly preserved; the
+    rest is a warm start that quantization-aware training finishes (PalQuant trains end to end).
+    """
+    out = {}
+    for name, t in plain.items():
+        if name.startswith("stem.") and t.dim() >= 1 and name != "stem.bn.num_batches_tracked":
+            out[name] = t.repeat((groups,) + (1,) * (t.dim() - 1))  # output channels repeated
+        elif name.startswith("blocks."):
+            block = int(name.split(".")[1])
+            if name.endswith("num_batches_tracked"):
+                out[name] = t
+            elif name.endswith("conv.weight"):  # [Cout, Cin, k, k] -> [G Cout, Cin, k, k], grouped
+                cout, cin = t.shape[:2]
+                parts = []
+                for g in range(groups):
+                    if block == 0 or ".conv2." in name:  # inputs are this group's own copies
+                        parts.append(t)
+                    else:  # after a shuffle: group g's input m is feature (g cin + m) // G
+                        idx = torch.div(torch.arange(cin) + g * cin, groups, rounding_mode="floor")
+                        parts.append(t[:, idx])
+                out[name] = torch.cat(parts, 0)
+            else:  # BatchNorm per output channel
+                out[name] = t.repeat(groups)
+        elif name == "fc.weight":
+            out[name] = t.repeat(1, groups) / groups
+        else:
+            out[name] = t
+    return out
 
 
 def normalize(images_u8: torch.Tensor) -> torch.Tensor:

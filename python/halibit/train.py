@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from . import fashion_mnist, simulator
 from .modelfile import write_model
-from .qresnet import UNITS, WIDTHS, SmallResNet, export, normalize
+from .qresnet import UNITS, WIDTHS, SmallResNet, export, normalize, palquant_state
 
 PRECISIONS = {"w8a8": ("signed", 8), "w4a4": ("signed", 4), "w2a2": ("signed", 2), "w1a1": ("binary", 1),
               "w2a2odd": ("odd", 2)}
@@ -145,7 +145,8 @@ def main(argv=None) -> int:
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--lr", type=float, default=0.1)
     p.add_argument("--weight-decay", type=float, default=5e-4)
-    p.add_argument("--init", help="checkpoint (.pt) to start from (same widths and groups)")
+    p.add_argument("--init", help="checkpoint (.pt) to start from: same widths and groups, or a plain network "
+                                  "that --groups widens (PalQuant)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data", default=fashion_mnist.DEFAULT_DIR)
     p.add_argument("--threads", type=int, default=os.cpu_count())
@@ -164,6 +165,10 @@ def main(argv=None) -> int:
     model = SmallResNet(plan, args.groups, widths)
     if args.init:
         state = torch.load(args.init)
+        if args.groups > 1 and state["stem.conv.weight"].shape[0] * args.groups == model.stem.conv.weight.shape[0]:
+            state = palquant_state(state, args.groups)  # a plain network: widen it into G groups
+        if model.fc.bias is None:
+            state.pop("fc.bias", None)  # the integer fc has no bias (one output scale for all logits)
         missing, unexpected = model.load_state_dict(state, strict=False)
         bad = [k for k in missing if not (".wq." in k or "act" in k or k.startswith("fcq."))] + unexpected
         if bad:
@@ -178,7 +183,8 @@ def main(argv=None) -> int:
     log(f"training {args.precision} groups={args.groups} widths={widths} on {len(train_set[0])} images, "
         f"{args.epochs} epochs, {args.threads} threads")
     history = train(model, train_set, test_set, args.epochs, args.lr, args.seed, args.weight_decay, log)
-    summary = {"precision": args.precision, "groups": args.groups, "widths": list(widths), "epochs": args.epochs,
+    summary = {"command": "python3 -m halibit.train " + " ".join(sys.argv[1:] if argv is None else argv),
+               "precision": args.precision, "groups": args.groups, "widths": list(widths), "epochs": args.epochs,
                "lr": args.lr, "seed": args.seed, "init": args.init, "history": history,
                "float_top1": history[-1]["test_top1"] if history else evaluate(model, *test_set)}
     if args.save:
