@@ -26,14 +26,14 @@ for STEP in ${@:-fp32 w8a8 w4a4 w2a2 w1a1 palquant hawq}; do
     w4a4) train w4a4 --precision w4a4 --init $out/fashion-fp32.pt --epochs 1 --lr 0.01 -o $out/fashion-w4a4.halibit ;;
     w2a2) train w2a2 --precision w2a2 --init $out/fashion-fp32.pt --epochs 2 --lr 0.02 -o $out/fashion-w2a2.halibit ;;
     w1a1) train w1a1 --precision w1a1 --init $out/fashion-fp32.pt --epochs 3 --lr 0.05 -o $out/fashion-w1a1.halibit ;;
-    palquant) train palquant --precision w2a2 --groups 2 --init $out/fashion-fp32.pt --epochs 2 --lr 0.02 \
+    palquant) train palquant --precision w2a2 --groups 2 --init $out/fashion-fp32.pt --epochs 3 --lr 0.02 \
                   -o $out/fashion-palquant-w2a2-g2.halibit ;;
     hawq)
-        echo "== hawq: python3 -m halibit.hawq --budget size=w4a4"
-        PYTHONPATH=python /usr/bin/python3 -m halibit.hawq --init $out/fashion-fp32.pt --budget size=w4a4 \
+        echo "== hawq: python3 -m halibit.hawq --budget size=0.95*w4a4"
+        PYTHONPATH=python /usr/bin/python3 -m halibit.hawq --init $out/fashion-fp32.pt --budget "size=0.95*w4a4" \
             --latency-from build/apps/halibit -o $out/fashion-hawq-mixed.plan.json | tee "$logs/hawq-plan.log"
         plan=$(/usr/bin/python3 -c "import json; print(json.load(open('$out/fashion-hawq-mixed.plan.json'))['plan'])")
-        train hawq --precision "$plan" --init $out/fashion-fp32.pt --epochs 1 --lr 0.01 -o $out/fashion-hawq-mixed.halibit
+        train hawq --precision "$plan" --init $out/fashion-fp32.pt --epochs 2 --lr 0.01 -o $out/fashion-hawq-mixed.halibit
         ;;
     *) echo "train_models.sh: unknown step '$STEP' (fp32 w8a8 w4a4 w2a2 w1a1 palquant hawq)" >&2; exit 2 ;;
     esac

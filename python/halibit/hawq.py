@@ -12,8 +12,8 @@ their weight bits and that tensor's code bits. For each unit u and bits b in --b
   median of u's layers in a model with every unit at b, measured on this machine).
 
 The ILP (python3-pulp, CBC) picks one b per unit minimising sum Omega under the budget:
-`size=w4a4` (at most the size of the all-4-bit model), `size=<bits>`, `bops=w4a4`, `latency=w4a4`
-(or a number: bits, BOPs, milliseconds).
+`size=w4a4` (at most the size of the all-4-bit model), `size=0.875*w4a4` (7/8 of it),
+`bops=w4a4`, `latency=w4a4`, or a number (bits, BOPs, milliseconds).
 """
 from __future__ import annotations
 
@@ -182,11 +182,12 @@ def main(argv=None) -> int:
             raise SystemExit("--budget latency needs --latency-from HALIBIT (the halibit tool)")
         costs["latency"] = measure_latency(model, bits, args.latency_from, images, log=log)
     cost = costs[kind]
-    if value.startswith("w"):
-        ref = int(value[1:].split("a")[0])
+    fraction, _, ref_name = value.rpartition("*")  # "w4a4", "0.875*w4a4" or a number
+    if ref_name.startswith("w"):
+        ref = int(ref_name[1:].split("a")[0])
         if ref not in bits:
             raise SystemExit(f"--budget {args.budget!r}: {ref} bits is not one of --bits")
-        budget = sum(cost[u][ref] for u in UNITS)
+        budget = float(fraction or 1) * sum(cost[u][ref] for u in UNITS)
     else:
         budget = float(value)
     chosen = allocate(omega, cost, budget, bits)

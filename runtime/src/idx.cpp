@@ -2,6 +2,7 @@
 
 #include <zlib.h>
 
+#include <algorithm>
 #include <iterator>
 #include <sys/stat.h>
 
@@ -26,13 +27,15 @@ public:
     Gunzip(const Gunzip&) = delete;
     Gunzip& operator=(const Gunzip&) = delete;
 
-    // Appends up to n bytes to out; returns how many.
+    // Appends up to n bytes to out; returns how many. `out` grows with the data inflated so far
+    // (at most doubling), not by n: a small file declaring a huge shape fails before much is
+    // allocated.
     size_t pull(std::vector<uint8_t>& out, size_t n) {
         const size_t start = out.size();
-        out.resize(start + n);
         size_t got = 0;
         while (got < n && !done_) {
-            const size_t want = std::min<size_t>(n - got, 1u << 30);
+            const size_t want = std::min<size_t>({n - got, std::max<size_t>(got, 1u << 16), 1u << 30});
+            out.resize(start + got + want);
             z_.next_out = out.data() + start + got;
             z_.avail_out = uInt(want);
             const int rc = inflate(&z_, Z_NO_FLUSH);
@@ -110,7 +113,6 @@ IdxArray parse_idx(const uint8_t* bytes, size_t size, const std::string& name) {
     const size_t ndim = head.size() == 4 ? head[3] : 0;
     if (ndim <= 4) z.pull(head, 4 * ndim);
     parse_header(head.data(), head.size(), name, a.shape, count);
-    a.data.reserve(size_t(count));
     z.pull(a.data, size_t(count));
     if (a.data.size() != size_t(count))
         throw Error(name + ": IDX shape " + shape_text(a.shape) + " needs " + std::to_string(count) +

@@ -8,9 +8,13 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <map>
 #include <set>
+#include <tuple>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -23,6 +27,9 @@ using Json = nlohmann::json;
 
 constexpr int kFormatVersion = 1;
 constexpr int64_t kMaxElements = int64_t(1) << 31;  // per tensor: sizes stay in int32 indexing
+// The format nests a few levels deep; deeper JSON is refused while it is parsed (printing a
+// value in a message recurses once per level: 200,000 '[' overflowed the stack).
+constexpr int kMaxJsonDepth = 32;
 
 // Where in the model a check is: file, layer, field, for messages.
 struct Where {
@@ -43,8 +50,33 @@ const Json& member(const Json& obj, const char* key, const Where& at, const std:
     return *it;
 }
 
+// A JSON value as shown in a message: one line of at most 60 characters.
+std::string shown(const Json& v) {
+    std::string s = v.dump(-1, ' ', false, Json::error_handler_t::replace);
+    return s.size() > 60 ? s.substr(0, 57) + "..." : s;
+}
+
+Json parse_json(const uint8_t* begin, const uint8_t* end, const Where& at, const std::string& field) {
+    try {
+        return Json::parse(begin, end, [&](int depth, Json::parse_event_t, Json&) {
+            if (depth > kMaxJsonDepth)
+                at.fail(field, std::string(field.empty() ? "header " : "") + "nests deeper than " +
+                                   std::to_string(kMaxJsonDepth) + " levels");
+            return true;
+        });
+    } catch (const Json::exception& e) {
+        at.fail(field, std::string(field.empty() ? "header " : "") + "is not valid JSON: " + e.what());
+    }
+}
+
+// |a| * |m| + |b| + r (a >= 0) fits in int64: a requantization or residual add of any input.
+bool fits_int64(int64_t a, int64_t m, int64_t b, int64_t r, __int128 more = 0) {
+    auto abs128 = [](int64_t v) { return v < 0 ? -__int128(v) : __int128(v); };
+    return __int128(a) * abs128(m) + abs128(b) + r + more <= std::numeric_limits<int64_t>::max();
+}
+
 int64_t integer(const Json& v, const std::string& field, const Where& at, int64_t lo, int64_t hi) {
-    if (!v.is_number_integer()) at.fail(field, "must be an integer, found " + v.dump());
+    if (!v.is_number_integer()) at.fail(field, "must be an integer, found " + shown(v));
     const int64_t x = v.is_number_unsigned() && v.get<uint64_t>() > uint64_t(std::numeric_limits<int64_t>::max())
                           ? std::numeric_limits<int64_t>::max()
                           : v.get<int64_t>();
@@ -59,12 +91,12 @@ int get_int(const Json& obj, const char* key, const Where& at, int64_t lo, int64
 
 std::string get_string(const Json& obj, const char* key, const Where& at, const std::string& prefix = "") {
     const Json& v = member(obj, key, at, prefix);
-    if (!v.is_string()) at.fail(prefix + key, "must be a string, found " + v.dump());
+    if (!v.is_string()) at.fail(prefix + key, "must be a string, found " + shown(v));
     return v.get<std::string>();
 }
 
 double get_number(const Json& v, const std::string& field, const Where& at) {
-    if (!v.is_number()) at.fail(field, "must be a number, found " + v.dump());
+    if (!v.is_number()) at.fail(field, "must be a number, found " + shown(v));
     return v.get<double>();
 }
 
@@ -84,7 +116,7 @@ void get_kernel(const Json& obj, Layer& l, const Where& at) {
         l.kernel_h = int(integer(k[0], "kernel[0]", at, 1, 15));
         l.kernel_w = int(integer(k[1], "kernel[1]", at, 1, 15));
     } else {
-        at.fail("kernel", "must be [KH, KW], found " + k.dump());
+        at.fail("kernel", "must be [KH, KW], found " + shown(k));
     }
 }
 
@@ -177,8 +209,9 @@ int64_t Model::macs(const Layer& l) const {
 }
 
 int64_t Model::macs() const {
-    int64_t total = 0;
-    for (const Layer& l : layers_) total += macs(l);
+    int64_t total = 0;  // saturates: layers may share one weight tensor, so a small file can declare any count
+    for (const Layer& l : layers_)
+        if (__builtin_add_overflow(total, macs(l), &total)) return std::numeric_limits<int64_t>::max();
     return total;
 }
 
@@ -191,19 +224,13 @@ void Model::parse() {
     if (header_len > size_ - 8)
         at.fail("", "header length " + std::to_string(header_len) + " runs past the end of the file (" +
                         std::to_string(size_) + " bytes)");
-    Json header;
-    try {
-        header = Json::parse(bytes_ + 8, bytes_ + 8 + header_len);
-    } catch (const Json::exception& e) {
-        at.fail("", std::string("header is not valid JSON: ") + e.what());
-    }
+    const Json header = parse_json(bytes_ + 8, bytes_ + 8 + header_len, at, "");
     if (!header.is_object()) at.fail("", "header is not a JSON object");
     const uint8_t* data = bytes_ + 8 + header_len;
     const uint64_t data_size = size_ - 8 - header_len;
 
     // Stored tensors: dtype, shape, offsets in range and not overlapping.
-    std::vector<std::pair<uint64_t, uint64_t>> ranges;
-    std::map<std::pair<uint64_t, uint64_t>, std::string> range_owner;
+    std::vector<std::tuple<uint64_t, uint64_t, std::string>> ranges;  // begin, end, tensor
     for (auto it = header.begin(); it != header.end(); ++it) {
         if (it.key() == "__metadata__") continue;
         const std::string prefix = "tensors['" + it.key() + "'].";
@@ -233,27 +260,24 @@ void Model::parse() {
             at.fail(prefix + "data_offsets", std::to_string(t.bytes) + " bytes do not match dtype " + t.dtype + " and shape " +
                                                  shape.dump());
         t.data = data + begin;
-        if (t.bytes) ranges.push_back({uint64_t(begin), uint64_t(end)}), range_owner[ranges.back()] = t.name;
+        if (t.bytes) ranges.emplace_back(uint64_t(begin), uint64_t(end), t.name);
         stored_[t.name] = std::move(t);
     }
     std::sort(ranges.begin(), ranges.end());
     for (size_t i = 1; i < ranges.size(); i++)
-        if (ranges[i].first < ranges[i - 1].second)
-            at.fail("tensors['" + range_owner[ranges[i]] + "'].data_offsets",
-                    "overlaps tensor '" + range_owner[ranges[i - 1]] + "'");
+        if (std::get<0>(ranges[i]) < std::get<1>(ranges[i - 1]))
+            at.fail("tensors['" + std::get<2>(ranges[i]) + "'].data_offsets",
+                    "overlaps tensor '" + std::get<2>(ranges[i - 1]) + "'");
 
     // The graph.
     if (!header.contains("__metadata__") || !header["__metadata__"].is_object() ||
         !header["__metadata__"].contains("halibit"))
         at.fail("__metadata__.halibit", "is missing: not a halibit model (a plain safetensors file?)");
-    const Json& graph_string = header["__metadata__"]["halibit"];
+    const Json& graph_string = header.at("__metadata__").at("halibit");
     if (!graph_string.is_string()) at.fail("__metadata__.halibit", "must be a string holding the graph JSON");
-    Json g;
-    try {
-        g = Json::parse(graph_string.get<std::string>());
-    } catch (const Json::exception& e) {
-        at.fail("__metadata__.halibit", std::string("is not valid JSON: ") + e.what());
-    }
+    const std::string& graph_text = graph_string.get_ref<const std::string&>();
+    const auto* graph_bytes = reinterpret_cast<const uint8_t*>(graph_text.data());
+    const Json g = parse_json(graph_bytes, graph_bytes + graph_text.size(), at, "__metadata__.halibit");
     const int version = get_int(g, "format_version", at, 0, 1 << 30);
     if (version != kFormatVersion)
         at.fail("format_version", std::to_string(version) + " is not supported (this build reads version " +
@@ -268,7 +292,7 @@ void Model::parse() {
         TensorSpec t;
         t.name = it.key();
         const Json& shape = member(*it, "shape", at, prefix);
-        if (!shape.is_array() || shape.size() != 3) at.fail(prefix + "shape", "must be [H, W, C], found " + shape.dump());
+        if (!shape.is_array() || shape.size() != 3) at.fail(prefix + "shape", "must be [H, W, C], found " + shown(shape));
         t.h = int(integer(shape[0], prefix + "shape", at, 1, 1 << 16));
         t.w = int(integer(shape[1], prefix + "shape", at, 1, 1 << 16));
         t.c = int(integer(shape[2], prefix + "shape", at, 1, 1 << 20));
@@ -330,6 +354,9 @@ void Model::parse() {
     const Json& layers = member(g, "layers", at);
     if (!layers.is_array() || layers.empty()) at.fail("layers", "must be a non-empty list");
     std::set<std::string> defined = {input_}, names;
+    // The largest |value| each tensor can hold for any input, for the int32 and int64 range
+    // checks (the kernels accumulate in int32, requantize and add in int64).
+    std::map<std::string, int64_t> bound = {{input_, 255}};
     for (size_t li = 0; li < layers.size(); li++) {
         const Json& j = layers[li];
         Where lat{file_, "#" + std::to_string(li)};
@@ -415,6 +442,23 @@ void Model::parse() {
             } else {
                 l.pad_values.assign(x.c, 0);
             }
+            int64_t amax = (int64_t(1) << x.bits) - 1;
+            for (int v : l.pad_values) amax = std::max<int64_t>(amax, v);
+            const int64_t per_channel = int64_t(l.kernel_h) * l.kernel_w * (x.c / l.groups);
+            std::vector<int64_t> acc_bound(size_t(y.c));
+            for (int o = 0; o < y.c; o++) {
+                int64_t hi = 0, lo = 0;
+                for (int64_t i = o * per_channel; i < (o + 1) * per_channel; i++) {
+                    const int w = int8_t(wt.data[i]);
+                    (w > 0 ? hi : lo) += w;
+                }
+                if (hi * amax > std::numeric_limits<int32_t>::max() || lo * amax < std::numeric_limits<int32_t>::min())
+                    lat.fail("weights.tensor", "the accumulator of output channel " + std::to_string(o) + " can reach [" +
+                                                   std::to_string(lo * amax) + ", " + std::to_string(hi * amax) +
+                                                   "], outside int32");
+                acc_bound[size_t(o)] = std::max(hi, -lo) * amax;
+            }
+            bound[l.output] = *std::max_element(acc_bound.begin(), acc_bound.end());
             l.requantize = j.contains("requantize");
             if (l.requantize != (y.type == TensorType::codes))
                 lat.fail("requantize", l.requantize ? "is given but the output tensor is int32"
@@ -424,8 +468,14 @@ void Model::parse() {
                 l.multiplier = get_string(r, "multiplier", lat, "requantize.");
                 l.bias = get_string(r, "bias", lat, "requantize.");
                 l.shift = get_int(r, "shift", lat, 0, 62, "requantize.");
-                stored_tensor(l.multiplier, "requantize.multiplier", "I32", {y.c});
-                stored_tensor(l.bias, "requantize.bias", "I64", {y.c});
+                const std::vector<int64_t> m = stored_tensor(l.multiplier, "requantize.multiplier", "I32", {y.c}).values();
+                const std::vector<int64_t> b = stored_tensor(l.bias, "requantize.bias", "I64", {y.c}).values();
+                const int64_t rounding = l.shift ? int64_t(1) << (l.shift - 1) : 0;
+                for (int o = 0; o < y.c; o++)
+                    if (!fits_int64(acc_bound[size_t(o)], m[size_t(o)], b[size_t(o)], rounding))
+                        lat.fail("requantize", "acc * multiplier + bias can overflow int64 (output channel " +
+                                                   std::to_string(o) + ")");
+                bound[l.output] = (int64_t(1) << y.bits) - 1;
             }
             break;
         }
@@ -437,13 +487,21 @@ void Model::parse() {
             const Json& m = member(j, "multipliers", lat);
             if (!m.is_array() || m.size() != 2 || !m[0].is_string() || !m[1].is_string())
                 lat.fail("multipliers", "must name two I32 tensors");
+            std::vector<int64_t> mv[2];
             for (int i = 0; i < 2; i++) {
                 l.add_multipliers[i] = m[i].get<std::string>();
-                stored_tensor(l.add_multipliers[i], "multipliers", "I32", {x.c});
+                mv[i] = stored_tensor(l.add_multipliers[i], "multipliers", "I32", {x.c}).values();
             }
             l.bias = get_string(j, "bias", lat);
-            stored_tensor(l.bias, "bias", "I64", {x.c});
+            const std::vector<int64_t> b = stored_tensor(l.bias, "bias", "I64", {x.c}).values();
             l.shift = get_int(j, "shift", lat, 0, 62);
+            const int64_t rounding = l.shift ? int64_t(1) << (l.shift - 1) : 0;
+            const int64_t b0 = bound.at(l.inputs[0]), b1 = bound.at(l.inputs[1]);
+            for (int c = 0; c < x.c; c++)
+                if (!fits_int64(b0, mv[0][size_t(c)], b[size_t(c)], rounding, __int128(b1) * std::abs(mv[1][size_t(c)])))
+                    lat.fail("multipliers", "x0 * multiplier0 + x1 * multiplier1 + bias can overflow int64 (channel " +
+                                                std::to_string(c) + ")");
+            bound[l.output] = (int64_t(1) << y.bits) - 1;
             break;
         }
         case Op::max_pool: {
@@ -457,6 +515,7 @@ void Model::parse() {
             if (x.h + 2 * l.pad < l.kernel_h || x.w + 2 * l.pad < l.kernel_w || oh != y.h || ow != y.w || y.c != x.c)
                 lat.fail("output", "shape does not match the pooling of tensor '" + x.name + "'");
             if (y.bits != x.bits) lat.fail("output", "max_pool keeps the bits of its input");
+            bound[l.output] = (int64_t(1) << y.bits) - 1;
             break;
         }
         case Op::global_avg_pool: {
@@ -465,6 +524,10 @@ void Model::parse() {
             if (y.h != 1 || y.w != 1 || y.c != x.c) lat.fail("output", "must have shape [1, 1, " + std::to_string(x.c) + "]");
             l.pool_multiplier = integer(member(j, "multiplier", lat), "multiplier", lat, -(int64_t(1) << 31), (int64_t(1) << 31) - 1);
             l.shift = get_int(j, "shift", lat, 0, 62);
+            if (!fits_int64(x.elements() / x.c * ((int64_t(1) << x.bits) - 1), l.pool_multiplier, 0,
+                            l.shift ? int64_t(1) << (l.shift - 1) : 0))
+                lat.fail("multiplier", "sum * multiplier can overflow int64");
+            bound[l.output] = (int64_t(1) << y.bits) - 1;
             break;
         }
         case Op::channel_shuffle: {
@@ -473,6 +536,7 @@ void Model::parse() {
             if (x.c % l.shuffle_groups) lat.fail("groups", "does not divide the " + std::to_string(x.c) + " channels");
             if (y.h != x.h || y.w != x.w || y.c != x.c || y.type != x.type || y.bits != x.bits)
                 lat.fail("output", "must have the shape and bits of the input");
+            bound[l.output] = (int64_t(1) << y.bits) - 1;
             break;
         }
         }
