@@ -43,7 +43,8 @@ int cmd_classify(const ClassifyOptions& o) {
                   << ", " << format_fixed(ms, 2) << " ms)\n";
         for (int r = 0; r < k; r++) {
             const int c = order[size_t(r)];
-            std::cout << "  " << format_fixed(100.0 * p[size_t(c)] / sum, 1) << "%  "
+            const std::string percent = format_fixed(100.0 * p[size_t(c)] / sum, 1);
+            std::cout << std::string(2 + 5 - std::min<size_t>(5, percent.size()), ' ') << percent << "%  "
                       << (size_t(c) < labels.size() ? labels[size_t(c)] : "class " + std::to_string(c)) << "\n";
         }
     }

@@ -80,7 +80,7 @@ endif ()
 set(data /usr/share/datasets/fashion-mnist)
 check(eval_limit 0 "" "top-1    [0-9.]+% \\([0-9]+ / 100\\).*confusion matrix.*recall" eval ${model} --data ${data}
       --limit 100 --predictions ${WORK}/pred.npy)
-check(classify_sample 0 "" "0000-ankle-boot.jpg \\(28x28 gray, [0-9.]+ ms\\)\n  [0-9.]+%  [^\n]+\n  [0-9.]+%"
+check(classify_sample 0 "" "0000-ankle-boot.jpg \\(28x28 gray, [0-9.]+ ms\\)\n +[0-9.]+%  [^\n]+\n +[0-9.]+%"
       classify ${model} ${SAMPLES}/0000-ankle-boot.jpg --top 2)
 
 # Usage errors: exit code 2.
