@@ -66,7 +66,14 @@ done
 echo "sanitize: ThreadSanitizer build in $tsan"
 configure "$tsan" thread -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++
 ninja -C "$tsan" -j "$jobs" halibit_test_concurrency >/dev/null
-HALIBIT_GOLDEN_DIR="$asan/golden" "$tsan/tests/halibit_test_concurrency" --gtest_repeat=5 --gtest_brief=1 || status=1
+# Halide's runtime (linked from the host build, uninstrumented) synchronises its thread pool
+# with its own locks built on atomics, which TSan cannot see; TSan does see the pthread calls
+# of Halide's parking lot (a mutex initialised by one session's thread, locked by another's
+# after a hand-off through those locks) and reports a race that is not one. Reports whose stack
+# is inside Halide's runtime are suppressed; halibit's own code is not.
+printf '%s\n' 'race:Halide::Runtime::Internal::' >"$tsan/tsan.supp"
+export TSAN_OPTIONS="$TSAN_OPTIONS:suppressions=$tsan/tsan.supp"
+HALIBIT_GOLDEN_DIR="$asan/golden" "$tsan/tests/halibit_test_concurrency" --gtest_repeat=20 --gtest_brief=1 || status=1
 
 echo "sanitize: $([ $status = 0 ] && echo passed || echo FAILED) in $((SECONDS - start)) s"
 exit $status
