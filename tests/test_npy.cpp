@@ -234,9 +234,10 @@ TEST(NpyErrors, FortranOrder) {
 }
 
 TEST(NpyErrors, UnknownDtype) {
-    for (const char* d : {"<i2", "<u4", "<f2", "<c8", "|b1", "|S5", "<U3", "|O", "x"})
-        EXPECT_NPY_ERROR(make_npy(1, dict(d, "()"), std::vector<uint8_t>(16)), "unsupported dtype",
-                         (std::string("'") + d + "'").c_str());
+    for (const char* d : {"<i2", "<u4", "<f2", "<c8", "|b1", "|S5", "<U3", "|O", "x"}) {
+        const std::string quoted = std::string("'") + d + "'";  // outlives the macro's loop over the parts
+        EXPECT_NPY_ERROR(make_npy(1, dict(d, "()"), std::vector<uint8_t>(16)), "unsupported dtype", quoted.c_str());
+    }
 }
 
 TEST(NpyErrors, TruncatedData) {
