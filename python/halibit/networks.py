@@ -37,6 +37,7 @@ import time
 
 import numpy as np
 
+from . import fashion_mnist
 from . import simulator as sim
 from .dyadic import requant_params
 from .images import random_images
@@ -55,8 +56,6 @@ MIXED_STAGES = ("w4a4", "w2a2")  # stage i uses MIXED_STAGES[i % 2]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-FASHION_MNIST_MEAN = (0.2860,)
-FASHION_MNIST_STD = (0.3530,)
 
 
 def stage_precision(precision: str, stage: int) -> tuple[str, int, int]:
@@ -316,10 +315,10 @@ def resnet50(precision: str, seed: int = 0, log=None, calib_images: int = 2):
 def small_resnet(precision: str, seed: int = 0, log=None, calib_images: int = 16):
     """Fashion-MNIST-shaped ResNet (28x28x1, 10 classes): 3x3 stem to 16 channels, three stages of
     one basic block (widths 16, 32, 64; stages 2 and 3 stride 2), no max pool."""
-    b = Builder(f"small_resnet-{precision}-synthetic", [28, 28, 1], "gray", FASHION_MNIST_MEAN,
-                FASHION_MNIST_STD, [f"class {i}" for i in range(10)], seed, calib_images, log)
+    b = Builder(f"small_resnet-{precision}-synthetic", [28, 28, 1], "gray", fashion_mnist.MEAN,
+                fashion_mnist.STD, [f"class {i}" for i in range(10)], seed, calib_images, log)
     x = b.conv("conv1", "image", 16, 3, 1, 1, encoding="signed", wbits=8, out_bits=stage_precision(precision, 0)[2],
-               pad_values=_mean_codes(FASHION_MNIST_MEAN))
+               pad_values=_mean_codes(fashion_mnist.MEAN))
     b.progress("stem")
     for s, (width, stride) in enumerate(zip((16, 32, 64), (1, 2, 2))):
         x = basic_block(b, f"layer{s + 1}.0", x, width, stride, stage_precision(precision, s))
