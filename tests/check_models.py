@@ -21,6 +21,7 @@ import numpy as np
 
 from halibit import fashion_mnist, simulator
 from halibit.modelfile import read_model
+from halibit.samples import slug
 
 MODELS = {"w8a8": "fashion-w8a8", "w4a4": "fashion-w4a4", "w2a2": "fashion-w2a2", "w1a1": "fashion-w1a1",
           "palquant": "fashion-palquant-w2a2-g2", "hawq": "fashion-hawq-mixed"}
@@ -93,7 +94,6 @@ def main():
     text = subprocess.run([args.halibit, "classify", os.path.join(args.models, "fashion-w2a2.halibit"), *samples,
                            "--top", "1"], check=True, capture_output=True, text=True).stdout
     tops = re.findall(r"^\s+[\d.]+%\s+(.+)$", text, flags=re.M)
-    slug = lambda s: re.sub(r"[^a-z]+", "-", s.lower()).strip("-")
     right = sum(os.path.basename(s).split("-", 1)[1].startswith(slug(t)) for s, t in zip(samples, tops))
     check(len(tops) == len(samples) and right >= 8, f"classify: {right} of {len(samples)} samples named right (>= 8)")
     if failures:

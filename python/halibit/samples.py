@@ -15,6 +15,11 @@ import sys
 from . import fashion_mnist
 
 
+def slug(label: str) -> str:
+    """'T-shirt/top' -> 't-shirt-top': a label as it appears in a sample's file name."""
+    return re.sub(r"[^a-z]+", "-", label.lower()).strip("-")
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python3 -m halibit.samples", description=__doc__.splitlines()[0])
     p.add_argument("-o", "--output", required=True, help="directory to write the JPEGs to")
@@ -26,8 +31,7 @@ def main(argv=None) -> int:
     os.makedirs(args.output, exist_ok=True)
     for cls, label in enumerate(fashion_mnist.LABELS):
         i = int((labels == cls).nonzero()[0][0])
-        slug = re.sub(r"[^a-z]+", "-", label.lower()).strip("-")
-        path = os.path.join(args.output, f"{i:04d}-{slug}.jpg")
+        path = os.path.join(args.output, f"{i:04d}-{slug(label)}.jpg")
         Image.fromarray(images[i, :, :, 0], mode="L").save(path, quality=95)
         print(path)
     return 0
