@@ -15,6 +15,7 @@ packages=(
     python3-torch python3-pulp coinor-cbc   # training (LSQ, PalQuant) and HAWQ-V3 bit allocation (ILP)
     zlib1g-dev libjpeg62-turbo-dev libpng-dev  # IDX datasets, JPEG and PNG for eval and classify
     dataset-fashion-mnist                   # the training and evaluation data
+    clang libclang-rt-14-dev                # libFuzzer targets and the ThreadSanitizer test
 )
 
 if [ "${1:-}" = "--peers" ]; then
