@@ -6,8 +6,12 @@ A unit (qresnet.UNITS) is the set of convolutions that read one activation tenso
 their weight bits and that tensor's code bits. For each unit u and bits b in --bits:
 
 * sensitivity  Omega(u, b) = mean Hessian trace of u's weights * ||Q_b(W_u) - W_u||^2
+                           + mean Hessian trace of u's input * E ||Q_b(a_u) - a_u||^2
   (Hutchinson: trace H ~ E[v^T H v] over Rademacher v, on the float model; Q_b is symmetric
-  per-channel max-abs quantization, as HAWQ-V3 uses to rank layers),
+  per-channel max-abs quantization for weights, as HAWQ-V3 uses to rank layers, and unsigned
+  per-tensor quantization for the activation a_u with the MSE-optimal step). HAWQ-V3 counts the
+  weight term only; here a unit's bits are also its input's bits, and at 2 bits the activation
+  error dominates (`--weights-only` gives the paper's Omega),
 * costs: size (bits x parameters), BOPs (MACs x b x b) and latency (the `halibit bench --json`
   median of u's layers in a model with every unit at b, measured on this machine).
 
@@ -63,6 +67,67 @@ def hessian_traces(model: SmallResNet, images, labels, batches=4, batch=256, sam
                     i += 1
     count = {u: sum(p.numel() for p in params[u]) for u in UNITS}
     return {u: sums[u] / (batches * samples) / count[u] for u in UNITS}
+
+
+def unit_inputs(model: SmallResNet, x):
+    """(logits, {unit: the activation tensor u's convolutions read}) in one forward pass."""
+    inputs, hooks = {}, []
+
+    def keep(u):
+        def hook(mod, inp, out):  # returns None: the output stays as it is
+            inputs.setdefault(u, inp[0])
+        return hook
+
+    for u, convs in model.unit_convs().items():
+        hooks.append(convs[0].register_forward_hook(keep(u)))
+    try:
+        logits = model(x)
+    finally:
+        for h in hooks:
+            h.remove()
+    return logits, inputs
+
+
+def activation_sensitivity(model: SmallResNet, images, labels, bits, batches=4, batch=256, samples=8, seed=0):
+    """{unit: {b: mean Hessian diagonal of one image's loss over u's input x E ||Q_b(a) - a||^2}}."""
+    gen = torch.Generator().manual_seed(seed + 1)
+    rng = np.random.default_rng(seed + 1)
+    model.eval()
+    trace = {u: 0.0 for u in UNITS}
+    error = {u: {b: 0.0 for b in bits} for u in UNITS}
+    for _ in range(batches):
+        idx = rng.choice(len(images), batch, replace=False)
+        x = normalize(torch.from_numpy(images[idx]).permute(0, 3, 1, 2))
+        y = torch.from_numpy(labels[idx].astype(np.int64))
+        logits, acts = unit_inputs(model, x)
+        a = [acts[u] for u in UNITS]
+        grads = torch.autograd.grad(F.cross_entropy(logits, y), a, create_graph=True)
+        for _ in range(samples):
+            vs = [torch.randint(0, 2, t.shape, generator=gen).float() * 2 - 1 for t in a]
+            hvs = torch.autograd.grad(grads, a, vs, retain_graph=True)
+            for u, hv, v, t in zip(UNITS, hvs, vs, a):
+                # The loss is a batch mean: v^T H v / (elements per image) is one image's mean diagonal.
+                trace[u] += float((hv * v).sum()) / t[0].numel()
+        for u, t in zip(UNITS, a):
+            t = t.detach()
+            for b in bits:
+                error[u][b] += activation_error(t, b) / len(t)
+    n = batches * samples
+    return {u: {b: trace[u] / n * error[u][b] / batches for b in bits} for u in UNITS}
+
+
+def activation_error(a: torch.Tensor, bits: int) -> float:
+    """min over steps s of ||clamp(round(a / s), 0, 2^b - 1) * s - a||^2 (a >= 0: post-ReLU)."""
+    top = float(a.max())
+    if top <= 0:
+        return 0.0
+    levels = (1 << bits) - 1
+    best = None
+    for frac in np.linspace(0.05, 1.0, 40):  # clipping at a fraction of the maximum
+        s = top * frac / levels
+        err = float(((torch.clamp(torch.round(a / s), 0, levels) * s - a) ** 2).sum())
+        best = err if best is None else min(best, err)
+    return best
 
 
 def quantization_error(model: SmallResNet, bits):
@@ -157,6 +222,8 @@ def main(argv=None) -> int:
     p.add_argument("--latency-from", metavar="HALIBIT", help="the halibit tool, to measure latency per unit and bits")
     p.add_argument("--data", default=fashion_mnist.DEFAULT_DIR)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--weights-only", action="store_true",
+                   help="Omega from the weight perturbation only, as in HAWQ-V3 (default: weights and input activations)")
     p.add_argument("-o", "--output", required=True, help="JSON: traces, costs, the chosen bits and the --precision plan")
     args = p.parse_args(argv)
 
@@ -170,6 +237,10 @@ def main(argv=None) -> int:
     traces = hessian_traces(model, images, labels, seed=args.seed)
     errors = quantization_error(model, bits)
     omega = {u: {b: traces[u] * errors[u][b] for b in bits} for u in UNITS}
+    act = None
+    if not args.weights_only:
+        act = activation_sensitivity(model, images, labels, bits, seed=args.seed)
+        omega = {u: {b: omega[u][b] + act[u][b] for b in bits} for u in UNITS}
     params = {u: sum(w.numel() for w in ws) for u, ws in unit_params(model).items()}
     macs = unit_macs(model)
     costs = {"size": {u: {b: params[u] * b for b in bits} for u in UNITS},
@@ -195,12 +266,14 @@ def main(argv=None) -> int:
     plan = ",".join(names[chosen[u]] for u in UNITS)
     for u in UNITS:
         log(f"{u:16s} trace {traces[u]:.3e}  " + "  ".join(f"Omega(w{b})={omega[u][b]:.3e}" for b in bits) +
+            ("" if act is None else "  (activations " + " ".join(f"{act[u][b]:.3e}" for b in bits) + ")") +
             f"  -> {chosen[u]} bits")
     used = sum(cost[u][chosen[u]] for u in UNITS)
     log(f"budget {kind} {budget:.6g}, used {used:.6g}; plan: {plan}")
     with open(args.output, "w") as f:
         json.dump({"budget": {"kind": kind, "value": budget, "used": used}, "bits": list(bits), "traces": traces,
-                   "quantization_error": errors, "omega": omega, "costs": costs, "chosen": chosen, "plan": plan},
+                   "quantization_error": errors,
+                   "activation_omega": act, "omega": omega, "costs": costs, "chosen": chosen, "plan": plan},
                   f, indent=1)
     return 0
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from halibit import fashion_mnist, simulator
-from halibit.hawq import allocate, quantization_error
+from halibit.hawq import activation_error, allocate, quantization_error, unit_inputs
 from halibit.modelfile import in_encoding, read_model
 from halibit.qresnet import UNITS, SmallResNet, export, normalize, shuffle
 from halibit.quant import ActQuant, WeightQuant
@@ -91,6 +91,24 @@ def test_quantization_error_falls_with_bits():
     errors = quantization_error(SmallResNet(), (2, 4, 8))
     for u in UNITS:
         assert errors[u][2] > errors[u][4] > errors[u][8] > 0
+
+
+def test_activation_error_is_zero_on_the_grid_and_falls_with_bits():
+    on_grid = torch.tensor([0.0, 0.5, 1.0, 1.5])  # 2-bit codes with step 0.5
+    assert activation_error(on_grid, 2) == pytest.approx(0.0, abs=1e-12)
+    a = torch.rand(1000, generator=torch.Generator().manual_seed(0)) * 3
+    errors = [activation_error(a, b) for b in (2, 4, 8)]
+    assert errors[0] > errors[1] > errors[2] > 0
+    assert activation_error(torch.zeros(5), 2) == 0.0
+
+
+def test_unit_inputs_leaves_the_forward_pass_alone():
+    model = SmallResNet(widths=(8, 16, 32)).eval()
+    x = torch.randn(2, 1, 28, 28)
+    logits, inputs = unit_inputs(model, x)
+    assert torch.equal(logits, model(x))
+    for u, convs in model.unit_convs().items():
+        assert inputs[u].shape[1] == convs[0].conv.in_channels
 
 
 def _trained_briefly(plan, groups=1, steps=20):
