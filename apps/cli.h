@@ -65,7 +65,6 @@ std::string human_count(int64_t n);
 // Fixed-point number: format_fixed(1.2345, 2) == "1.23".
 std::string format_fixed(double v, int decimals);
 // The ISA an `auto` session runs on this machine (the most specific one available).
-Isa resolved_isa(Isa requested);
 // Peak resident set size of this process in bytes (getrusage).
 int64_t peak_rss_bytes();
 

@@ -41,13 +41,6 @@ std::string human_count(int64_t n) {
     return format_fixed(n / 1e9, 2) + "G";
 }
 
-Isa resolved_isa(Isa requested) {
-    if (requested != Isa::automatic) return requested;
-    for (Isa i : {Isa::avx512, Isa::avx2, Isa::arm64})
-        if (isa_available(i)) return i;
-    return Isa::scalar;
-}
-
 int64_t peak_rss_bytes() {
     rusage u{};
     getrusage(RUSAGE_SELF, &u);

@@ -71,6 +71,14 @@ void force_isa(Isa isa) {
 
 Isa forced_isa() { return t_scoped != Isa::automatic ? t_scoped : g_forced.load(); }
 
+Isa resolved_isa(Isa requested) {
+    if (requested != Isa::automatic) return requested;
+    if (forced_isa() != Isa::automatic) return forced_isa();
+    for (Isa i : {Isa::avx512, Isa::avx2, Isa::arm64})
+        if (isa_available(i)) return i;
+    return Isa::scalar;
+}
+
 IsaScope::IsaScope(Isa isa) : previous_(t_scoped) {
     if (!isa_available(isa)) throw Error(std::string("isa ") + isa_name(isa) + " is not available on this CPU or build");
     t_scoped = isa;

@@ -1,28 +1,51 @@
-// The kernel choice table: which convolution algorithm runs a layer of given bits and encoding.
-// One place, consulted by Session; the figures behind it are in docs/kernels.md.
+// The kernel choice table: which convolution algorithm runs a layer of given bits, encoding,
+// size and ISA. One place, consulted by Session::prepare(); the figures behind it are in
+// docs/kernels.md ("Kernel choice in whole networks").
 #pragma once
+#include <cstdint>
+
 #include "halibit/encoding.h"
+#include "halibit/isa.h"
 #include "halibit/session.h"
 
 namespace halibit {
 
 enum class ConvAlgorithm { popcount, u8 };
 
+struct ConvChoiceInput {
+    WeightEncoding encoding;
+    int weight_bits;
+    int activation_bits;
+    bool zero_padding;  // popcount kernels pad with zero codes only
+    Isa isa;            // resolved: never Isa::automatic
+    int64_t macs;       // of one image: packing and tile setup repeat per image of a batch
+};
+
 // popcount (bconv / bitserial_conv) covers W1..4 x A1..4 with zero padding; conv_u8 covers
-// everything up to 8 bits. On the ResNet-18 layers (docs/RESULTS.md) bit-serial beats the
-// 8-bit kernel while W * A <= 4 (W1A1..W2A2 run at 0.8-3.6x oneDNN int8), and loses beyond
-// (each extra plane pair costs a full popcount pass), so `auto` takes popcount up to
-// W * A <= 4 and `bitserial` wherever it applies.
-inline ConvAlgorithm choose_conv_algorithm(KernelChoice choice, WeightEncoding encoding, int weight_bits,
-                                           int activation_bits, bool zero_padding) {
-    const bool popcount_applies = zero_padding && weight_bits <= 4 && activation_bits <= 4 &&
-                                  encoding_supports_bits(encoding, weight_bits);
-    switch (choice) {
-    case KernelChoice::u8: return ConvAlgorithm::u8;
-    case KernelChoice::bitserial: return popcount_applies ? ConvAlgorithm::popcount : ConvAlgorithm::u8;
-    case KernelChoice::automatic: break;
+// everything up to 8 bits. A popcount layer costs one popcount pass per plane pair (W x A),
+// conv_u8 the same at any width, so `auto` takes popcount where few pairs are summed
+// (per layer, `halibit bench --kernels bitserial|u8`, ResNet-18 and the Fashion-MNIST models):
+//   W x A = 1: always. 1.0-3.6x conv_u8 on every layer, avx512 and avx2.
+//   W x A <= 4 on avx512: layers of at least 16M MACs. ResNet-18's W2A2 3x3 layers (58-116M)
+//     0.97-1.40x; the Fashion-MNIST layers (0.4-7.2M: packing and tile setup dominate) 0.41-0.88x.
+//   W x A <= 4 on avx2: never. conv_u8 wins ResNet-18's W2A2 3x3 layers (popcount 0.80-0.98x)
+//     and ties or wins the Fashion-MNIST ones.
+//   arm64, scalar: W x A <= 4 (not measured on hardware here: qemu only).
+inline constexpr int64_t kPopcountMinMacsAvx512 = 16'000'000;
+
+inline ConvAlgorithm choose_conv_algorithm(KernelChoice choice, const ConvChoiceInput& c) {
+    const bool popcount_applies = c.zero_padding && c.weight_bits <= 4 && c.activation_bits <= 4 &&
+                                  encoding_supports_bits(c.encoding, c.weight_bits);
+    if (!popcount_applies || choice == KernelChoice::u8) return ConvAlgorithm::u8;
+    if (choice == KernelChoice::bitserial) return ConvAlgorithm::popcount;
+    const int pairs = c.weight_bits * c.activation_bits;
+    if (pairs == 1) return ConvAlgorithm::popcount;
+    if (pairs > 4) return ConvAlgorithm::u8;
+    switch (c.isa) {
+    case Isa::avx512: return c.macs >= kPopcountMinMacsAvx512 ? ConvAlgorithm::popcount : ConvAlgorithm::u8;
+    case Isa::avx2: return ConvAlgorithm::u8;
+    default: return ConvAlgorithm::popcount;
     }
-    return popcount_applies && weight_bits * activation_bits <= 4 ? ConvAlgorithm::popcount : ConvAlgorithm::u8;
 }
 
 }  // namespace halibit

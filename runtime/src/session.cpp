@@ -133,7 +133,8 @@ void Session::Impl::plan(int new_batch) {
         case Op::conv: {
             const TensorSpec& in = m.tensor(l.inputs[0]);
             const bool zero_pad = std::all_of(l.pad_values.begin(), l.pad_values.end(), [](int v) { return v == 0; });
-            const ConvAlgorithm a = choose_conv_algorithm(options.kernels, l.encoding, l.weight_bits, in.bits, zero_pad);
+            const ConvAlgorithm a = choose_conv_algorithm(
+                options.kernels, {l.encoding, l.weight_bits, in.bits, zero_pad, resolved_isa(options.isa), m.macs(l)});
             s.kind = a == ConvAlgorithm::popcount ? Kind::conv_popcount : Kind::conv_u8;
             break;
         }

@@ -18,6 +18,10 @@ bool isa_available(Isa isa);
 void force_isa(Isa isa);
 Isa forced_isa();
 
+// The ISA kernel calls run with: `requested` unless automatic, else the forced one (force_isa,
+// IsaScope), else the best one this CPU and build support.
+Isa resolved_isa(Isa requested);
+
 // Forces `isa` for kernel calls made by this thread while the scope lives (Session::run uses
 // it, so sessions with different ISAs can run side by side). Throws like force_isa.
 class IsaScope {

@@ -1,0 +1,46 @@
+// The kernel choice table (runtime/src/kernel_choice.h): what `auto`, `bitserial` and `u8` pick.
+#include <gtest/gtest.h>
+
+#include "../runtime/src/kernel_choice.h"
+
+using namespace halibit;
+
+namespace {
+
+ConvAlgorithm pick(KernelChoice k, WeightEncoding e, int w, int a, Isa isa, int64_t macs, bool zero_padding = true) {
+    return choose_conv_algorithm(k, {e, w, a, zero_padding, isa, macs});
+}
+
+constexpr int64_t kResNetLayer = 115'605'504;  // ResNet-18 3x3 56x56x64
+constexpr int64_t kFashionLayer = 7'225'344;   // Fashion-MNIST 3x3 28x28x32
+
+}  // namespace
+
+TEST(KernelChoice, BinaryLayersAlwaysRunPopcount) {
+    for (Isa isa : {Isa::avx512, Isa::avx2, Isa::arm64, Isa::scalar})
+        for (int64_t macs : {int64_t(1000), kFashionLayer, kResNetLayer})
+            EXPECT_EQ(pick(KernelChoice::automatic, WeightEncoding::binary, 1, 1, isa, macs), ConvAlgorithm::popcount);
+}
+
+TEST(KernelChoice, TwoBitLayersFollowTheIsaAndSize) {
+    const WeightEncoding s = WeightEncoding::signed_;
+    EXPECT_EQ(pick(KernelChoice::automatic, s, 2, 2, Isa::avx512, kResNetLayer), ConvAlgorithm::popcount);
+    EXPECT_EQ(pick(KernelChoice::automatic, s, 2, 2, Isa::avx512, kFashionLayer), ConvAlgorithm::u8);
+    EXPECT_EQ(pick(KernelChoice::automatic, s, 2, 2, Isa::avx512, kPopcountMinMacsAvx512), ConvAlgorithm::popcount);
+    EXPECT_EQ(pick(KernelChoice::automatic, s, 2, 2, Isa::avx512, kPopcountMinMacsAvx512 - 1), ConvAlgorithm::u8);
+    EXPECT_EQ(pick(KernelChoice::automatic, s, 2, 2, Isa::avx2, kResNetLayer), ConvAlgorithm::u8);
+    EXPECT_EQ(pick(KernelChoice::automatic, s, 2, 2, Isa::arm64, kFashionLayer), ConvAlgorithm::popcount);
+    EXPECT_EQ(pick(KernelChoice::automatic, s, 4, 4, Isa::avx512, kResNetLayer), ConvAlgorithm::u8);  // 16 pairs
+}
+
+TEST(KernelChoice, OverridesAndLimits) {
+    const WeightEncoding s = WeightEncoding::signed_;
+    // `bitserial` takes popcount wherever it applies, `u8` never does.
+    EXPECT_EQ(pick(KernelChoice::bitserial, s, 4, 4, Isa::avx2, 1000), ConvAlgorithm::popcount);
+    EXPECT_EQ(pick(KernelChoice::u8, WeightEncoding::binary, 1, 1, Isa::avx512, kResNetLayer), ConvAlgorithm::u8);
+    // Beyond 4 bits, or with non-zero padding codes, only conv_u8 applies.
+    EXPECT_EQ(pick(KernelChoice::bitserial, s, 8, 8, Isa::avx512, kResNetLayer), ConvAlgorithm::u8);
+    EXPECT_EQ(pick(KernelChoice::bitserial, s, 2, 8, Isa::avx512, kResNetLayer), ConvAlgorithm::u8);
+    EXPECT_EQ(pick(KernelChoice::bitserial, WeightEncoding::binary, 1, 1, Isa::avx512, kResNetLayer, false),
+              ConvAlgorithm::u8);
+}
