@@ -2,7 +2,7 @@
 // ResNet-18 layer shapes, batch 1, in one binary so every ratio comes from one run.
 //
 // Names: conv/<engine>/<layer>/threads:<n>. halibit engines force their target
-// (bconv_w1a1_avx512, bitserial_w2a2_avx2, u8_w8a8_avx512, ...); the time of a halibit popcount
+// (bconv_w1a1_avx512, bitserial_w2a2_avx2, bitserial_w4a4_avx2, u8_w8a8_avx512, ...); the time of a halibit popcount
 // kernel includes packing its input activations, and its output is requantized codes, like
 // oneDNN's u8 output (u8_w8a8: uint8 codes in, 8-bit codes out, no packing).
 // After the run, a summary prints time(onednn_u8s8) / time(engine) per layer and the geometric
@@ -23,6 +23,7 @@
 
 #include "halibit/isa.h"
 #include "halibit/kernels.h"
+#include "kernel_override.h"
 #include "peers.h"
 
 namespace halibit::bench {
@@ -164,11 +165,23 @@ void register_all() {
         const std::string suffix = std::string("_") + isa_name(isa);
         engines.push_back({"bconv_w1a1" + suffix, HalibitConv{HalibitConv::bconv, 1, 1, isa}});
         engines.push_back({"bitserial_w2a2" + suffix, HalibitConv{HalibitConv::bitserial, 2, 2, isa}});
+        engines.push_back({"bitserial_w4a4" + suffix, HalibitConv{HalibitConv::bitserial, 4, 4, isa}});
         engines.push_back({"u8_w8a8" + suffix, HalibitConvU8{isa}});
     }
     // The autoscheduler baseline (Li2018) of the same algorithm, on the best x86 ISA.
     engines.push_back({"bitserial_w2a2_auto",
                        HalibitConv{HalibitConv::bitserial, 2, 2, Isa::automatic, Schedule::autoscheduled}});
+    // bench/sweep.py's schedule variants: an engine with its kernel library replaced, timed
+    // interleaved with the rest.
+    for (const KernelVariant& v : kernel_variants_from_env()) {
+        auto base = std::find_if(engines.begin(), engines.end(), [&](const Engine& e) { return e.name == v.engine; });
+        if (base == engines.end()) throw std::runtime_error("kernel variant " + v.label + ": no engine " + v.engine);
+        engines.push_back({v.engine + "@" + v.label, [fn = base->fn, v](benchmark::State& st, const ConvShape& s, int t) {
+                               override_kernel(v.kernel, v.entry);
+                               fn(st, s, t);
+                               override_kernel(v.kernel, nullptr);
+                           }});
+    }
     for (int threads : {1, 2})
         for (const Layer& l : layers())
             for (const Engine& e : engines) {
@@ -256,6 +269,7 @@ private:
 }  // namespace halibit::bench
 
 int main(int argc, char** argv) {
+    halibit::apply_kernel_override_from_env();  // bench/sweep.py
     benchmark::Initialize(&argc, argv);
     halibit::bench::register_all();
     halibit::bench::SummaryReporter reporter;

@@ -41,7 +41,7 @@ public:
         tap_sum.compute_root();
         PopcountConvSchedule s;
         s.acc.acc = mismatches;
-        s.acc.tile = register_tile_for(get_target());
+        s.acc.tile = register_tile();
         s.acc.tap_rvars = {rkx, rky};
         s.acc.word_rvar = rk;
         s.per_tile = {correction};

@@ -21,7 +21,7 @@ public:
 
         // The general accumulator: any bit widths and encoding, plane loops of runtime extent.
         Accumulator general = accumulator(in, "acc", weight_bits, act_bits, encoding);
-        general.tile = register_tile_for(get_target());
+        general.tile = register_tile();
         // Branches of the same Func with their plane loops unrolled, so coefficients fold to
         // constants: W4A4 signed (16 plane pairs, shifts) and W1A1 binary (binary networks on
         // unsigned 1-bit codes: and + popcount + add per word, ResNet-18 w1a1 7.0 -> 4.8 ms).
@@ -36,7 +36,7 @@ public:
         if (w2a2_own_func) {
             w2a2 = accumulator_w2a2(in);
             w2a2.when = w2a2_signed;
-            w2a2.tile = register_tile_for(get_target(), 4);
+            w2a2.tile = register_tile(4);
         } else {
             general.constant_planes.push_back(weight_bits == 2 && act_bits == 2 && encoding == 1);
         }

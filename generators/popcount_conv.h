@@ -13,6 +13,10 @@ class PopcountConvGenerator : public Generator<Family> {
 public:
     GeneratorParam<std::string> schedule{"schedule", "tuned"};  // naive | tuned
     GeneratorParam<OutputKind> output_kind{"output_kind", OutputKind::int32, output_kind_names};
+    // Register tile (output-channel vectors x output pixels) of every accumulator; 0 takes the
+    // target's default (register_tile_for). For schedule experiments: bench/sweep.py.
+    GeneratorParam<int> tile_vectors{"tile_vectors", 0};
+    GeneratorParam<int> tile_pixels{"tile_pixels", 0};
 
     GeneratorInput<Buffer<uint64_t>> input{"input", 6};      // (k, j, g, x, y, n)
     GeneratorInput<Buffer<uint64_t>> weights{"weights", 6};  // (c, k, i, kx, ky, g)
@@ -28,6 +32,14 @@ protected:
     Var c{"c"}, g{"g"}, x{"x"}, y{"y"}, n{"n"};
 
     Expr words() { return input.dim(0).extent(); }
+    // The target's register tile for an accumulator summing `pairs` plane pairs per word, with
+    // the tile_vectors / tile_pixels overrides applied.
+    RegisterTile register_tile(int pairs = 1) {
+        RegisterTile t = register_tile_for(this->get_target(), pairs);
+        if (tile_vectors > 0) t.vectors = tile_vectors;
+        if (tile_pixels > 0) t.pixels = tile_pixels;
+        return t;
+    }
     Expr kernel_w() { return weights.dim(3).extent(); }
     Expr kernel_h() { return weights.dim(4).extent(); }
 

@@ -98,7 +98,7 @@ inline void schedule_popcount_conv(PopcountConvSchedule& s, const std::string& s
     if (schedule != "tuned") throw std::runtime_error("unknown schedule " + schedule);
 
     const int lanes = target.natural_vector_size<int64_t>();
-    const int tx = register_tile_for(target).pixels;  // the same for every accumulator
+    const int tx = s.acc.tile.pixels;  // the same for every accumulator
     Var co("co"), ci("ci"), xo("xo"), xi("xi");
     Func tiled = s.tiled;
     if (s.kind == OutputKind::packed) {

@@ -1,12 +1,14 @@
 #include "dispatch.h"
 
+#include <HalideRuntime.h>
+
 #include "halibit/error.h"
 #include "halibit/isa.h"
 
 namespace halibit {
 namespace {
 
-using Entry = int (*)(void**);
+using Entry = KernelEntry;
 
 // Each target's entry point, declared under its symbol name (which holds '-').
 #define HALIBIT_KERNEL(lib, isa, symbol) extern "C" int lib##_##isa(void**) __asm__("\"" symbol "\"");
@@ -29,6 +31,8 @@ const Table& table() {
     return t;
 }
 
+Entry g_override[int(Kernel::count)] = {};
+
 // Most specific first, as in the x86 target lists.
 constexpr Isa kPreference[] = {Isa::avx512, Isa::avx2, Isa::arm64, Isa::scalar};
 
@@ -47,6 +51,7 @@ const char* kernel_name(Kernel k) {
 namespace {
 
 int run_entry(Kernel k, void** args) {
+    if (g_override[int(k)]) return g_override[int(k)](args);
     const Entry* entries = table().entry[int(k)];
     const Isa forced = forced_isa();
     if (forced != Isa::automatic) {
@@ -66,9 +71,26 @@ int run_entry(Kernel k, void** args) {
 
 }  // namespace
 
+void override_kernel(Kernel k, KernelEntry entry) { g_override[int(k)] = entry; }
+
+namespace {
+// Halide's default error handler prints and aborts; this one keeps the message for the Error
+// that call_kernel throws (the kernel returns a non-zero status after calling it).
+thread_local std::string t_halide_message;
+void keep_halide_message(void*, const char* msg) { t_halide_message = msg; }
+}  // namespace
+
 void call_kernel(Kernel k, void** args) {
+    static const bool handler_installed = (halide_set_error_handler(keep_halide_message), true);
+    (void)handler_installed;
+    t_halide_message.clear();
     const int status = run_entry(k, args);
-    if (status != 0) throw Error(std::string(kernel_name(k)) + " failed with Halide error " + std::to_string(status));
+    if (status != 0) {
+        std::string msg = t_halide_message;
+        while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
+        throw Error(std::string(kernel_name(k)) + " failed with Halide error " + std::to_string(status) +
+                    (msg.empty() ? "" : ": " + msg));
+    }
 }
 
 }  // namespace halibit

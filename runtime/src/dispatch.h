@@ -21,4 +21,10 @@ const char* kernel_name(Kernel k);
 // naming the kernel.
 void call_kernel(Kernel k, void** args);
 
+// For schedule experiments (bench/sweep.py): every call of kernel k runs `entry` (a variant's
+// `<function>_argv`, same arguments) instead of the library's own entry points, whatever the
+// ISA; nullptr restores them. Set it before any kernel runs; it is not synchronised.
+using KernelEntry = int (*)(void**);
+void override_kernel(Kernel k, KernelEntry entry);
+
 }  // namespace halibit

@@ -1,0 +1,197 @@
+#!/usr/bin/python3
+"""Schedule experiments: compile generator variants, check them bit-exact, time them, rank them.
+
+    bench/sweep.py --family bitserial_conv --isa avx2 --param tile_vectors=1,2 --param tile_pixels=4,7
+
+Each combination of --param values is compiled straight from the host build's generator
+executable (build/generators/halibit_<family>_generator, output_kind=codes, one target: --isa's
+from cmake/targets.cmake) into a shared object. Then, with HALIBIT_KERNEL_OVERRIDE naming it
+(bench/kernel_override.h), the family's kernel test suite runs on it (bit-exact against the
+reference over the shape sweep) and halibit-bench-kernels times it on the ResNet-18 layers,
+single thread. Rows: the shipped kernel (`shipped`), every variant, and for bitserial_conv the
+same algorithm under Halide's Li2018 autoscheduler (`Li2018`, in place of the shipped
+autoscheduler baseline: its tiles assume the generator's estimates, so its bit-exact check is the
+one on the estimated shape), sorted by the geometric mean time over the 3x3 layers. Variants and
+their .stmt/.s files stay in --work (default build/sweep/) for reading.
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+LAYERS = ("56x56x64", "28x28x128", "14x14x256", "7x7x512", "28x28x128to512")
+LAYERS_3X3 = LAYERS[:4]
+AUTOSCHEDULER = "/usr/lib/x86_64-linux-gnu/halide14/libautoschedule_li2018.so"
+
+# family -> (kernel library replaced, test binary, gtest filter, bench engine for (w, a))
+FAMILIES = {
+    "bitserial_conv": ("halibit_bitserial_conv_codes", "halibit_test_kernels", "*BitserialConv*",
+                       lambda w, a: f"bitserial_w{w}a{a}"),
+    "bconv": ("halibit_bconv_codes", "halibit_test_kernels", "*BConv*", lambda w, a: "bconv_w1a1"),
+    "conv_u8": ("halibit_conv_u8_codes", "halibit_test_conv_u8", "ConvU8*", lambda w, a: "u8_w8a8"),
+}
+
+
+def targets() -> dict[str, str]:
+    """isa -> Halide target string, from cmake/targets.cmake (one source of truth)."""
+    text = open(os.path.join(ROOT, "cmake", "targets.cmake")).read()
+    found = dict(re.findall(r'set\(HALIBIT_TARGET_(\w+) "([^"]+)"\)', text))
+    return {"avx512": found["AVX512"], "avx2": found["AVX2"], "scalar": found["SCALAR"]}
+
+
+def run(cmd, env=None, **kw):
+    return subprocess.run(cmd, env={**os.environ, **(env or {})}, text=True, capture_output=True, **kw)
+
+
+def compile_variant(args, name: str, params: dict, autoschedule: bool) -> str:
+    """Runs the generator for one variant; returns the shared object's path."""
+    gen = os.path.join(args.build, "generators", f"halibit_{args.family}_generator")
+    out = os.path.join(args.work, name)
+    os.makedirs(out, exist_ok=True)
+    cmd = [gen, "-g", args.family, "-f", name, "-e", "object,stmt,assembly,c_header", "-o", out,
+           f"target={targets()[args.isa]}-no_runtime", "output_kind=codes"]
+    if autoschedule:
+        cmd[1:1] = ["-p", AUTOSCHEDULER, "-s", "Li2018"]
+        cmd.append("auto_schedule=true")
+    cmd += [f"{k}={v}" for k, v in params.items()]
+    r = run(cmd)
+    if r.returncode != 0:
+        raise RuntimeError(f"{name}: the generator failed:\n{r.stderr.strip()[-2000:]}")
+    so = os.path.join(out, name + ".so")
+    r = run(["g++", "-shared", "-o", so, os.path.join(out, name + ".o")])
+    if r.returncode != 0:
+        raise RuntimeError(f"{name}: linking {so} failed:\n{r.stderr.strip()[-2000:]}")
+    return so
+
+
+# The autoscheduled row replaces the shipped autoscheduler baseline and is checked and timed as it is.
+AUTO_ROW = ("halibit_bitserial_conv_auto", "halibit_test_kernels", "BitserialConvAutoscheduled.*", "bitserial_w2a2_auto")
+
+
+def override_env(args, so: str | None, name: str, auto: bool) -> dict[str, str]:
+    lib = AUTO_ROW[0] if auto else FAMILIES[args.family][0]
+    return {"HALIBIT_KERNEL_OVERRIDE": f"{lib}={so}:{name}_argv"} if so else {}
+
+
+def bit_exact(args, so: str | None, name: str, auto: bool) -> tuple[bool, str]:
+    _, binary, test_filter, _ = AUTO_ROW if auto else FAMILIES[args.family]
+    r = run([os.path.join(args.build, "tests", binary), f"--gtest_filter={test_filter}", "--gtest_brief=1"],
+            env={**override_env(args, so, name, auto), "HALIBIT_ISA": args.isa})
+    lines = (r.stdout + r.stderr).splitlines()
+    summary = [l for l in lines if "PASSED" in l or "FAILED" in l or "rror" in l]
+    return r.returncode == 0, (summary[-1].strip() if summary else f"exit status {r.returncode}")
+
+
+def benchmark(args, rows) -> dict[str, dict[str, float]]:
+    """label -> layer -> fastest time in seconds, every row timed interleaved in one run."""
+    base = FAMILIES[args.family][3](*args.bits) + "_" + args.isa
+    variants_file = os.path.join(args.work, "variants.txt")
+    engines = [base]
+    with open(variants_file, "w") as f:
+        for label, so, name, auto in rows:
+            if so is None:
+                continue
+            engine = AUTO_ROW[3] if auto else base
+            library = AUTO_ROW[0] if auto else FAMILIES[args.family][0]
+            f.write(f"{label} {engine} {library} {so} {name}_argv\n")
+            engines.append(re.escape(f"{engine}@{label}"))
+    out = os.path.join(args.work, "bench.json")
+    r = run([os.path.join(args.build, "bench", "halibit-bench-kernels"),
+             f"--benchmark_filter=^conv/({'|'.join(engines)})/.*threads:1$", f"--benchmark_min_time={args.min_time}",
+             f"--benchmark_repetitions={args.repetitions}", "--benchmark_enable_random_interleaving=true",
+             "--benchmark_report_aggregates_only=true", "--benchmark_format=json", f"--benchmark_out={out}"],
+            env={"HALIBIT_KERNEL_VARIANTS": variants_file})
+    if r.returncode != 0:
+        raise RuntimeError(f"halibit-bench-kernels failed:\n{r.stderr.strip()[-2000:]}")
+    times: dict[str, dict[str, float]] = {}
+    for b in json.load(open(out))["benchmarks"]:
+        if b.get("run_type") == "aggregate" and b.get("aggregate_name") != "min":
+            continue  # with one repetition there are no aggregates, only the run
+        _, engine, layer, _ = b["run_name"].split("/")
+        label = engine.split("@", 1)[1] if "@" in engine else "shipped"
+        t = b["real_time"] * {"us": 1e-6, "ms": 1e-3, "ns": 1e-9}[b["time_unit"]]
+        row = times.setdefault(label, {})
+        row[layer] = min(t, row.get(layer, t))
+    return times
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="bench/sweep.py", description=__doc__.splitlines()[0])
+    p.add_argument("--family", required=True, choices=sorted(FAMILIES))
+    p.add_argument("--isa", default="avx2", choices=("avx512", "avx2", "scalar"))
+    p.add_argument("--param", action="append", default=[], metavar="NAME=V1,V2",
+                   help="a generator parameter and the values to try (repeatable; the sweep is their product)")
+    p.add_argument("--bits", default="2,2", help="W,A of the benchmarked bitserial_conv engine: 2,2 or 4,4 (default %(default)s)")
+    p.add_argument("--no-autoschedule", action="store_true", help="leave out the Li2018 row (bitserial_conv W2A2)")
+    p.add_argument("--build", default=os.path.join(ROOT, "build"))
+    p.add_argument("--work", default=None, help="where variants go (default BUILD/sweep)")
+    p.add_argument("--min-time", default="0.03", help="--benchmark_min_time per repetition (default %(default)s)")
+    p.add_argument("--repetitions", type=int, default=5, help="fastest of this many, interleaved (default %(default)s)")
+    args = p.parse_args(argv)
+    args.bits = tuple(int(b) for b in args.bits.split(","))
+    args.work = args.work or os.path.join(args.build, "sweep")
+    if args.family == "bitserial_conv" and args.bits not in ((2, 2), (4, 4)):
+        p.error("--bits: halibit-bench-kernels has bitserial_conv engines for 2,2 and 4,4")
+
+    flags = {"avx512": "avx512f", "avx2": "avx2"}
+    if args.isa in flags and flags[args.isa] not in open("/proc/cpuinfo").read().split():
+        print(f"sweep: this CPU has no {args.isa}", file=sys.stderr)
+        return 77  # ctest's skip code
+    grid = []
+    for spec in args.param:
+        key, _, values = spec.partition("=")
+        if not key or not values:
+            p.error(f"--param {spec!r}: expected NAME=V1,V2,...")
+        grid.append([(key, v) for v in values.split(",")])
+    plan = [("shipped", None, False)]
+    for combo in itertools.product(*grid):
+        plan.append((",".join(f"{k}={v}" for k, v in combo), dict(combo), False))
+    if not args.no_autoschedule and args.family == "bitserial_conv" and args.bits == (2, 2) and args.isa != "scalar":
+        plan.append(("Li2018", {}, True))
+
+    rows, checked = [], {}  # rows: (label, so, function name, autoscheduled) of the bit-exact ones
+    for i, (label, params, auto) in enumerate(plan):
+        name = f"sweep_{args.family}_{args.isa}_{i}"
+        print(f"[{i + 1}/{len(plan)}] {label}: ", end="", flush=True, file=sys.stderr)
+        try:
+            so = None if params is None else compile_variant(args, name, params, auto)
+            ok, summary = bit_exact(args, so, name, auto)
+            print(("bit-exact" if ok else "NOT bit-exact") + f" ({summary})", file=sys.stderr, flush=True)
+        except RuntimeError as e:
+            print(f"failed: {e}", file=sys.stderr)
+            ok = False
+        checked[label] = ok
+        if ok:
+            rows.append((label, so, name, auto))
+    print(f"timing {len(rows)} rows, interleaved, {args.repetitions} repetitions each", file=sys.stderr, flush=True)
+    times = benchmark(args, rows)
+    results = [(label, ok, times.get(label, {})) for label, ok in checked.items()]
+
+    def geomean(t):
+        return math.exp(sum(math.log(t[l]) for l in LAYERS_3X3) / len(LAYERS_3X3)) if all(l in t for l in LAYERS_3X3) else math.inf
+
+    engine = FAMILIES[args.family][3](*args.bits)
+    print(f"\n{args.family} ({engine}), {args.isa}, 1 thread, microseconds; geomean over the 3x3 layers; "
+          "speed-up against the shipped kernel")
+    print(f"| variant | bit-exact | {' | '.join(LAYERS)} | geomean 3x3 | vs shipped |")
+    print("|---|---|" + "---|" * (len(LAYERS) + 2))
+    shipped = geomean(results[0][2])
+    for label, ok, times in sorted(results, key=lambda r: geomean(r[2])):
+        g = geomean(times)
+        cells = [f"{times[l] * 1e6:.1f}" if l in times else "-" for l in LAYERS]
+        ratio = f"{shipped / g:.2f}" if math.isfinite(g) and math.isfinite(shipped) else "-"
+        gm = f"{g * 1e6:.1f}" if math.isfinite(g) else "-"
+        print(f"| {label} | {'yes' if ok else 'NO'} | {' | '.join(cells)} | {gm} | {ratio} |")
+    print(f"(fastest of {args.repetitions} interleaved repetitions; variants and their .stmt/.s in {args.work})")
+    return 0 if all(ok for _, ok, _ in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
