@@ -10,8 +10,15 @@ namespace {
 
 using Entry = KernelEntry;
 
-// Each target's entry point, declared under its symbol name (which holds '-').
-#define HALIBIT_KERNEL(lib, isa, symbol) extern "C" int lib##_##isa(void**) __asm__("\"" symbol "\"");
+// Each target's entry point, declared under its symbol name (which holds '-'): GCC writes the
+// asm label into its assembly as given, so it needs the quotes; clang quotes it itself and would
+// keep ours as part of the name.
+#if defined(__clang__)
+#define HALIBIT_ASM_LABEL(symbol) __asm__(symbol)
+#else
+#define HALIBIT_ASM_LABEL(symbol) __asm__("\"" symbol "\"")
+#endif
+#define HALIBIT_KERNEL(lib, isa, symbol) extern "C" int lib##_##isa(void**) HALIBIT_ASM_LABEL(symbol);
 #include "halibit_kernel_table.inc"
 #undef HALIBIT_KERNEL
 
