@@ -3,11 +3,9 @@
 // there (a gzip bomb or a huge shape is refused).
 #include <cstddef>
 #include <cstdint>
-#include <cstdio>
-#include <cstdlib>
 #include <string>
 
-#include "halibit/error.h"
+#include "fuzz_check.h"
 #include "halibit/idx.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -15,16 +13,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         const halibit::IdxArray a = halibit::parse_idx(data, size, "fuzz.idx");
         int64_t n = 1;
         for (int64_t d : a.shape) n *= d;
-        if (a.shape.empty() || a.shape.size() > 4 || n > halibit::kMaxIdxBytes || a.data.size() != size_t(n)) {
-            std::fprintf(stderr, "fuzz_idx: %zu dimensions, %zu bytes for %lld elements\n", a.shape.size(), a.data.size(),
-                         static_cast<long long>(n));
-            std::abort();
-        }
+        if (a.shape.empty() || a.shape.size() > 4 || n > halibit::kMaxIdxBytes || a.data.size() != size_t(n))
+            halibit::fuzz::fail("idx", "array", std::to_string(a.shape.size()) + " dimensions, " + std::to_string(a.data.size()) +
+                                                    " bytes for " + std::to_string(n) + " elements");
     } catch (const halibit::Error& e) {
-        if (std::string(e.what()).rfind("fuzz.idx: ", 0) != 0) {
-            std::fprintf(stderr, "fuzz_idx: message does not start with the file name: %s\n", e.what());
-            std::abort();
-        }
+        halibit::fuzz::expect_names_file(e, "fuzz.idx", "idx");
     }
     return 0;
 }

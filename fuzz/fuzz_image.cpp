@@ -3,19 +3,14 @@
 // halibit::Error naming the file.
 #include <cstddef>
 #include <cstdint>
-#include <cstdio>
-#include <cstdlib>
 #include <string>
 
-#include "halibit/error.h"
+#include "fuzz_check.h"
 #include "halibit/image.h"
 
 namespace {
 
-[[noreturn]] void fail(const char* what, const std::string& detail) {
-    std::fprintf(stderr, "fuzz_image: %s: %s\n", what, detail.c_str());
-    std::abort();
-}
+[[noreturn]] void fail(const char* what, const std::string& detail) { halibit::fuzz::fail("image", what, detail); }
 
 }  // namespace
 
@@ -24,7 +19,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     try {
         image = halibit::decode_image(data, size, "fuzz.jpg");
     } catch (const halibit::Error& e) {
-        if (std::string(e.what()).rfind("fuzz.jpg: ", 0) != 0) fail("message does not start with the file name", e.what());
+        halibit::fuzz::expect_names_file(e, "fuzz.jpg", "image");
         return 0;
     }
     if (image.width < 1 || image.height < 1 || int64_t(image.width) * image.height > halibit::kMaxImagePixels ||

@@ -4,13 +4,11 @@
 // what stands between a file and the kernels: "Session never sees a malformed graph").
 #include <cstddef>
 #include <cstdint>
-#include <cstdio>
-#include <cstdlib>
 #include <memory>
 #include <string>
 #include <vector>
 
-#include "halibit/error.h"
+#include "fuzz_check.h"
 #include "halibit/session.h"
 
 namespace {
@@ -30,10 +28,7 @@ int64_t activation_bound(const halibit::Model& m) {
     return total;
 }
 
-[[noreturn]] void fail(const char* what, const std::string& detail) {
-    std::fprintf(stderr, "fuzz_model: %s: %s\n", what, detail.c_str());
-    std::abort();
-}
+[[noreturn]] void fail(const char* what, const std::string& detail) { halibit::fuzz::fail("model", what, detail); }
 
 }  // namespace
 
@@ -42,7 +37,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     try {
         model = halibit::Model::from_bytes(std::vector<uint8_t>(data, data + size), "fuzz.halibit");
     } catch (const halibit::Error& e) {
-        if (std::string(e.what()).rfind("fuzz.halibit: ", 0) != 0) fail("message does not start with the file name", e.what());
+        halibit::fuzz::expect_names_file(e, "fuzz.halibit", "model");
         return 0;
     }
     if (activation_bound(*model) > kMaxActivationBytes) return 0;
