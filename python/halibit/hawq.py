@@ -43,28 +43,37 @@ def unit_params(model: SmallResNet):
     return {u: [m.conv.weight for m in convs] for u, convs in model.unit_convs().items()}
 
 
-def hessian_traces(model: SmallResNet, images, labels, batches=4, batch=256, samples=8, seed=0):
-    """{unit: mean diagonal of the loss Hessian over u's weights} (Hutchinson)."""
+def _hutchinson(model: SmallResNet, images, labels, forward, batches, batch, samples, seed):
+    """Hutchinson's estimator on random batches of training images. For each batch, yields
+    (tensors, [[v^T H v for each tensor] for each of `samples` Rademacher vectors v]), H the Hessian
+    of the batch's mean cross-entropy with respect to that tensor; forward(x) -> (logits, tensors)."""
     gen = torch.Generator().manual_seed(seed)
-    model.eval()
-    params = unit_params(model)
-    flat = [p for u in UNITS for p in params[u]]
-    sums = {u: 0.0 for u in UNITS}
     rng = np.random.default_rng(seed)
+    model.eval()
     for _ in range(batches):
         idx = rng.choice(len(images), batch, replace=False)
         x = normalize(torch.from_numpy(images[idx]).permute(0, 3, 1, 2))
         y = torch.from_numpy(labels[idx].astype(np.int64))
-        loss = F.cross_entropy(model(x), y)
-        grads = torch.autograd.grad(loss, flat, create_graph=True)
+        logits, tensors = forward(x)
+        grads = torch.autograd.grad(F.cross_entropy(logits, y), tensors, create_graph=True)
+        products = []
         for _ in range(samples):
-            vs = [torch.randint(0, 2, p.shape, generator=gen).float() * 2 - 1 for p in flat]
-            hvs = torch.autograd.grad(grads, flat, vs, retain_graph=True)
-            i = 0
-            for u in UNITS:
-                for _p in params[u]:
-                    sums[u] += float((hvs[i] * vs[i]).sum())
-                    i += 1
+            vs = [torch.randint(0, 2, t.shape, generator=gen).float() * 2 - 1 for t in tensors]
+            hvs = torch.autograd.grad(grads, tensors, vs, retain_graph=True)
+            products.append([float((hv * v).sum()) for hv, v in zip(hvs, vs)])
+        yield tensors, products
+
+
+def hessian_traces(model: SmallResNet, images, labels, batches=4, batch=256, samples=8, seed=0):
+    """{unit: mean diagonal of the loss Hessian over u's weights} (Hutchinson)."""
+    params = unit_params(model)
+    flat = [p for u in UNITS for p in params[u]]
+    owner = [u for u in UNITS for _ in params[u]]
+    sums = {u: 0.0 for u in UNITS}
+    for _, products in _hutchinson(model, images, labels, lambda x: (model(x), flat), batches, batch, samples, seed):
+        for vhv in products:
+            for u, p in zip(owner, vhv):
+                sums[u] += p
     count = {u: sum(p.numel() for p in params[u]) for u in UNITS}
     return {u: sums[u] / (batches * samples) / count[u] for u in UNITS}
 
@@ -90,24 +99,17 @@ def unit_inputs(model: SmallResNet, x):
 
 def activation_sensitivity(model: SmallResNet, images, labels, bits, batches=4, batch=256, samples=8, seed=0):
     """{unit: {b: mean Hessian diagonal of one image's loss over u's input x E ||Q_b(a) - a||^2}}."""
-    gen = torch.Generator().manual_seed(seed + 1)
-    rng = np.random.default_rng(seed + 1)
-    model.eval()
+    def forward(x):
+        logits, acts = unit_inputs(model, x)
+        return logits, [acts[u] for u in UNITS]
+
     trace = {u: 0.0 for u in UNITS}
     error = {u: {b: 0.0 for b in bits} for u in UNITS}
-    for _ in range(batches):
-        idx = rng.choice(len(images), batch, replace=False)
-        x = normalize(torch.from_numpy(images[idx]).permute(0, 3, 1, 2))
-        y = torch.from_numpy(labels[idx].astype(np.int64))
-        logits, acts = unit_inputs(model, x)
-        a = [acts[u] for u in UNITS]
-        grads = torch.autograd.grad(F.cross_entropy(logits, y), a, create_graph=True)
-        for _ in range(samples):
-            vs = [torch.randint(0, 2, t.shape, generator=gen).float() * 2 - 1 for t in a]
-            hvs = torch.autograd.grad(grads, a, vs, retain_graph=True)
-            for u, hv, v, t in zip(UNITS, hvs, vs, a):
+    for a, products in _hutchinson(model, images, labels, forward, batches, batch, samples, seed + 1):
+        for vhv in products:
+            for u, p, t in zip(UNITS, vhv, a):
                 # The loss is a batch mean: v^T H v / (elements per image) is one image's mean diagonal.
-                trace[u] += float((hv * v).sum()) / t[0].numel()
+                trace[u] += p / t[0].numel()
         for u, t in zip(UNITS, a):
             t = t.detach()
             for b in bits:
