@@ -125,6 +125,7 @@ void Session::Impl::plan(int new_batch) {
 
     // 1. Kernels per layer, and which forms each tensor needs.
     std::map<std::string, std::vector<int>> consumers;  // tensor -> step indices
+    const Isa isa = resolved_isa(options.isa);
     for (const Layer& l : m.layers()) {
         Step s;
         s.layer = &l;
@@ -134,7 +135,7 @@ void Session::Impl::plan(int new_batch) {
             const TensorSpec& in = m.tensor(l.inputs[0]);
             const bool zero_pad = std::all_of(l.pad_values.begin(), l.pad_values.end(), [](int v) { return v == 0; });
             const ConvAlgorithm a = choose_conv_algorithm(
-                options.kernels, {l.encoding, l.weight_bits, in.bits, zero_pad, resolved_isa(options.isa), m.macs(l)});
+                options.kernels, {l.encoding, l.weight_bits, in.bits, zero_pad, isa, m.macs(l)});
             s.kind = a == ConvAlgorithm::popcount ? Kind::conv_popcount : Kind::conv_u8;
             break;
         }
