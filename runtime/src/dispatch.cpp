@@ -79,6 +79,7 @@ int run_entry(Kernel k, void** args) {
 }  // namespace
 
 void override_kernel(Kernel k, KernelEntry entry) { g_override[int(k)] = entry; }
+bool kernel_overridden(Kernel k) { return g_override[int(k)] != nullptr; }
 
 namespace {
 // Halide's default error handler prints and aborts; this one keeps the message for the Error

@@ -26,5 +26,6 @@ void call_kernel(Kernel k, void** args);
 // ISA; nullptr restores them. Set it before any kernel runs; it is not synchronised.
 using KernelEntry = int (*)(void**);
 void override_kernel(Kernel k, KernelEntry entry);
+bool kernel_overridden(Kernel k);
 
 }  // namespace halibit

@@ -1,0 +1,23 @@
+// The AVX2 path of bconv and bitserial_conv: popcounts read from 16-entry byte tables with
+// vpshufb, one table per activation nibble, indexed by weight nibbles (docs/kernels.md, "AVX2
+// table kernels"). Halide 14 cannot emit a vpshufb whose table is data (its `dynamic_shuffle`
+// intrinsic is Hexagon-only; a 16-entry gather scalarises to byte loads), so this loop is C++
+// with intrinsics; it computes the same int32 accumulators as the Halide kernels, to the bit,
+// and the requantize generator applies the same output stage.
+#pragma once
+#include <cstdint>
+
+#include "halibit/kernels.h"
+
+namespace halibit {
+
+// True if the table kernels handle this convolution: x86 builds, and sums that fit their 16-bit
+// accumulators (channels per group x taps x largest code <= 65535).
+bool popcount_table_fits(const PackedActivations& in, const PackedWeights& w);
+
+// int32 accumulators, NHWC, as halibit_bconv_int32 / halibit_bitserial_conv_int32 compute them.
+// Needs AVX2 (the caller checks the ISA) and w.nibbles.
+void bconv_table_avx2(const PackedActivations& in, const PackedWeights& w, BConvOptions o, int32_t* out_nhwc);
+void bitserial_table_avx2(const PackedActivations& in, const PackedWeights& w, ConvGeometry g, int32_t* out_nhwc);
+
+}  // namespace halibit

@@ -1,0 +1,315 @@
+// AVX2 table kernels (popcount_table.h). Compiled with -mavx2; only called when the CPU has it.
+//
+// Per step (one nibble m = 4 input channels of one word, one tap) and output pixel:
+//   T = the 16-byte table chosen by the activation nibble, broadcast to both lanes
+//   acc8[i][v] += vpshufb(T, weight nibbles of plane i for 32 output channels)
+// so one shuffle and one add count 4 channels x 32 outputs. bconv's tables are
+// popcount(a ^ w); bitserial's are 2^j popcount(a_j & w), one lookup per activation plane j,
+// giving S_i = sum over the window of w_i-bit x code, the sum the Halide kernel builds from
+// popcount(w_i & a_j). Byte accumulators are flushed into 16-bit ones (even and odd bytes apart)
+// before they can overflow; the epilogue applies the encoding's coefficients.
+#include <immintrin.h>
+
+#include <HalideRuntime.h>
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "halibit/encoding.h"
+#include "popcount_table.h"
+
+namespace halibit {
+namespace {
+
+constexpr int kVectors = 2;  // 64 output channels per tile: PackedWeights pads to 64
+constexpr int kMaxTaps = 64;
+
+// tables[t][w]: bconv t = 0..15: popcount(t ^ w); bitserial t = 16 + 16 j + a: 2^j popcount(a & w).
+struct Tables {
+    alignas(32) uint8_t t[16 + 64][16];
+    Tables() {
+        for (int a = 0; a < 16; a++)
+            for (int w = 0; w < 16; w++) {
+                t[a][w] = uint8_t(__builtin_popcount(a ^ w));
+                for (int j = 0; j < 4; j++) t[16 + 16 * j + a][w] = uint8_t(__builtin_popcount(a & w) << j);
+            }
+    }
+};
+const Tables& tables() {
+    static const Tables t;
+    return t;
+}
+
+// What one call needs, shared by its row tasks.
+struct Job {
+    const PackedActivations* in;
+    const PackedWeights* w;
+    int stride, pad, lookups, flush_every, out_h, out_w;
+    bool bconv, zero_padding;
+    // offsets[((n, y, x) padded pixel, g, k, lookup, m)]: byte offset of the step's table.
+    std::vector<uint16_t> offsets;
+    std::vector<int32_t> code_sums;  // bitserial: sum of codes per (padded pixel, g)
+    std::vector<int32_t> tap_sums;   // bconv zero padding: Cg - 2 popcount(w) per (g, tap, padded c)
+    int32_t* out;
+    int padded_w, padded_h;
+
+    size_t pixel(int n, int y, int x) const {  // y, x from -pad
+        return (size_t(n) * padded_h + (y + in->border)) * padded_w + (x + in->border);
+    }
+};
+
+// Offsets of the tables for every nibble of every word, in table units of 16 bytes.
+void build_offsets(Job& j) {
+    const PackedActivations& a = *j.in;
+    const int words = a.words(), G = a.groups, L = j.lookups;
+    const size_t pixels = size_t(a.shape.n) * j.padded_h * j.padded_w;
+    j.offsets.resize(pixels * G * words * L * 16);
+    if (!j.bconv) j.code_sums.assign(pixels * G, 0);
+    const uint64_t* src = a.data();
+    for (size_t p = 0; p < pixels; p++)
+        for (int g = 0; g < G; g++)
+            for (int k = 0; k < words; k++)
+                for (int l = 0; l < L; l++) {
+                    const uint64_t v = src[p * a.pixel_words() + (size_t(g) * a.planes + l) * words + k];
+                    uint16_t* o = &j.offsets[(((p * G + g) * words + k) * L + l) * 16];
+                    // Nibble m of v is the low (m even) or high half of byte m / 2.
+                    const __m128i bytes = _mm_cvtsi64_si128(int64_t(v)), mask = _mm_set1_epi8(15);
+                    const __m128i nibbles = _mm_unpacklo_epi8(_mm_and_si128(bytes, mask),
+                                                              _mm_and_si128(_mm_srli_epi16(bytes, 4), mask));
+                    const __m256i table = _mm256_add_epi16(_mm256_cvtepu8_epi16(nibbles), _mm256_set1_epi16(j.bconv ? 0 : 16 + 16 * l));
+                    _mm256_storeu_si256(reinterpret_cast<__m256i*>(o), _mm256_slli_epi16(table, 4));
+                    if (!j.bconv) j.code_sums[p * G + g] += __builtin_popcountll(v) << l;
+                }
+}
+
+inline __m256i load16(const uint16_t* a) { return _mm256_load_si256(reinterpret_cast<const __m256i*>(a)); }
+inline void add16(uint16_t* a, __m256i x) {
+    _mm256_store_si256(reinterpret_cast<__m256i*>(a), _mm256_add_epi16(load16(a), x));
+}
+
+// P consecutive output pixels (of the image, row-major from q0: a tile may span rows) of one
+// group, all output channels of the group; BITS weight planes.
+template <int P, int BITS>
+void tile(const Job& j, int n, int g, int q0) {
+    const PackedWeights& w = *j.w;
+    const int words = w.words(), cp = w.padded_channels(), cog = w.out_channels_per_group();
+    const int KW = w.kernel_w, KH = w.kernel_h, L = j.lookups, F = j.flush_every;
+    const uint8_t* table_bytes = &tables().t[0][0];
+    const __m256i low_bytes = _mm256_set1_epi16(0x00ff);
+    // Each pixel's coordinates and its window's first offsets; a tap adds the same to all.
+    int ys[P], xs[P];
+    const uint16_t* window[P];
+    const size_t pixel_offsets = size_t(j.in->groups) * words * L * 16;
+    for (int p = 0; p < P; p++) {
+        ys[p] = (q0 + p) / j.out_w;
+        xs[p] = (q0 + p) % j.out_w;
+        window[p] = &j.offsets[(j.pixel(n, ys[p] * j.stride - j.pad, xs[p] * j.stride - j.pad) * j.in->groups + g) * words * L * 16];
+    }
+    for (int cb = 0; cb < cog; cb += 32 * kVectors) {
+        // Byte accumulators, flushed every F steps into 16-bit ones (even and odd bytes apart).
+        // The 16-bit ones live in memory (stores at each flush) so that the registers hold the
+        // byte accumulators.
+        __m256i acc[P][BITS][kVectors];
+        alignas(32) uint16_t even[P][BITS][kVectors][16] = {}, odd[P][BITS][kVectors][16] = {};
+        for (int p = 0; p < P; p++)
+            for (int i = 0; i < BITS; i++)
+                for (int v = 0; v < kVectors; v++) acc[p][i][v] = _mm256_setzero_si256();
+        int steps = 0;
+        // A macro, not a lambda: captured by reference, GCC keeps the accumulators on the stack.
+#define HALIBIT_FLUSH                                                                                            \
+    for (int p = 0; p < P; p++)                                                                                 \
+        for (int i = 0; i < BITS; i++)                                                                          \
+            for (int v = 0; v < kVectors; v++) {                                                                \
+                add16(even[p][i][v], _mm256_and_si256(acc[p][i][v], low_bytes));                                 \
+                add16(odd[p][i][v], _mm256_srli_epi16(acc[p][i][v], 8));                                          \
+                acc[p][i][v] = _mm256_setzero_si256();                                                          \
+            }                                                                                                   \
+    steps = 0;
+        for (int ky = 0; ky < KH; ky++)
+            for (int kx = 0; kx < KW; kx++)
+                for (int k = 0; k < words; k++) {
+                    const size_t tap = (size_t(ky) * j.padded_w + kx) * pixel_offsets + size_t(k) * L * 16;
+                    const uint16_t* off[P];
+                    for (int p = 0; p < P; p++) off[p] = window[p] + tap;
+                    const uint8_t* wk = w.nibbles.data() +
+                                        ((((size_t(g) * KH + ky) * KW + kx) * words + k) * 16) * BITS * cp + cb;
+                    for (int m = 0; m < 16; m++) {
+                        __m256i wv[BITS][kVectors];
+                        for (int i = 0; i < BITS; i++)
+                            for (int v = 0; v < kVectors; v++)
+                                wv[i][v] = _mm256_loadu_si256(
+                                    reinterpret_cast<const __m256i*>(wk + (size_t(m) * BITS + i) * cp + 32 * v));
+                        for (int l = 0; l < L; l++)
+                            for (int p = 0; p < P; p++) {
+                                const __m256i t = _mm256_broadcastsi128_si256(
+                                    _mm_load_si128(reinterpret_cast<const __m128i*>(table_bytes + off[p][l * 16 + m])));
+                                for (int i = 0; i < BITS; i++)
+                                    for (int v = 0; v < kVectors; v++)
+                                        acc[p][i][v] = _mm256_add_epi8(acc[p][i][v], _mm256_shuffle_epi8(t, wv[i][v]));
+                            }
+                        if (++steps == F) {
+                            HALIBIT_FLUSH
+                        }
+                    }
+                }
+        HALIBIT_FLUSH
+#undef HALIBIT_FLUSH
+        // Epilogue, 8 channels at a time: byte lane b of vector v is channel cb + 32 v + b.
+        const int C = w.out_channels, cpg = w.in_channels_per_group, cend = std::min(cog - cb, 32 * kVectors);
+        for (int p = 0; p < P; p++) {
+            const int y = ys[p], x = xs[p];
+            int32_t* o = j.out + ((size_t(n) * j.out_h + y) * j.out_w + x) * C + size_t(g) * cog + cb;
+            alignas(32) int32_t sums[BITS][32 * kVectors];
+            for (int i = 0; i < BITS; i++)
+                for (int v = 0; v < kVectors; v++) {
+                    // unpacklo: channels 0-7 | 16-23, unpackhi: 8-15 | 24-31 (per 128-bit lane).
+                    const __m256i e = load16(even[p][i][v]), o16 = load16(odd[p][i][v]);
+                    const __m256i lo = _mm256_unpacklo_epi16(e, o16), hi = _mm256_unpackhi_epi16(e, o16);
+                    int32_t* d = sums[i] + 32 * v;
+                    auto widen = [](__m128i h) { return _mm256_cvtepu16_epi32(h); };
+                    _mm256_store_si256(reinterpret_cast<__m256i*>(d + 0), widen(_mm256_castsi256_si128(lo)));
+                    _mm256_store_si256(reinterpret_cast<__m256i*>(d + 8), widen(_mm256_castsi256_si128(hi)));
+                    _mm256_store_si256(reinterpret_cast<__m256i*>(d + 16), widen(_mm256_extracti128_si256(lo, 1)));
+                    _mm256_store_si256(reinterpret_cast<__m256i*>(d + 24), widen(_mm256_extracti128_si256(hi, 1)));
+                }
+            // Per pixel terms: the taps outside the image (bconv with zero padding) and the
+            // window's code sum (bitserial).
+            int outside[kMaxTaps], n_outside = 0;
+            int32_t act = 0;
+            for (int ky = 0; ky < KH; ky++)
+                for (int kx = 0; kx < KW; kx++) {
+                    const int iy = y * j.stride + ky - j.pad, ix = x * j.stride + kx - j.pad;
+                    if (j.bconv) {
+                        if (j.zero_padding && (iy < 0 || iy >= j.in->shape.h || ix < 0 || ix >= j.in->shape.w))
+                            outside[n_outside++] = ky * KW + kx;
+                    } else {
+                        act += j.code_sums[j.pixel(n, iy, ix) * j.in->groups + g];
+                    }
+                }
+            __m256i base, coef[BITS];
+            if (j.bconv) {
+                base = _mm256_set1_epi32(KH * KW * cpg);
+                coef[0] = _mm256_set1_epi32(-2);
+            } else {
+                base = _mm256_set1_epi32(activation_offset(w.encoding, BITS) * act);
+                for (int i = 0; i < BITS; i++) coef[i] = _mm256_set1_epi32(plane_coefficient(w.encoding, BITS, i));
+            }
+            for (int c8 = 0; c8 < cend; c8 += 8) {
+                __m256i total = base;
+                for (int i = 0; i < BITS; i++)
+                    total = _mm256_add_epi32(total, _mm256_mullo_epi32(coef[i], _mm256_load_si256(reinterpret_cast<const __m256i*>(sums[i] + c8))));
+                for (int t = 0; t < n_outside; t++)
+                    total = _mm256_sub_epi32(total, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(
+                                                        &j.tap_sums[(size_t(g) * KH * KW + outside[t]) * w.padded_channels() + cb + c8])));
+                if (c8 + 8 <= cend) {
+                    _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + c8), total);
+                } else {
+                    alignas(32) int32_t t8[8];
+                    _mm256_store_si256(reinterpret_cast<__m256i*>(t8), total);
+                    std::memcpy(o + c8, t8, sizeof(int32_t) * (cend - c8));
+                }
+            }
+        }
+    }
+}
+
+// Pixels per tile: accumulators P x BITS x 2 vectors, plus the weight vectors, a table and a
+// shuffle result, in 16 registers (more spills the accumulators: measured slower).
+template <int BITS>
+constexpr int kPixels = BITS == 1 ? 6 : BITS == 2 ? 2 : 1;
+
+// The tail (fewer than P pixels) as one narrower tile.
+template <int P, int BITS>
+void tail(const Job& j, int n, int g, int q, int count) {
+    if constexpr (P > 1) {
+        if (count == P) return tile<P, BITS>(j, n, g, q);
+        tail<P - 1, BITS>(j, n, g, q, count);
+    } else {
+        tile<1, BITS>(j, n, g, q);
+    }
+}
+
+// Output pixels [q0, q1) of image n, group g.
+template <int BITS>
+void pixels(const Job& j, int n, int g, int q0, int q1) {
+    constexpr int P = kPixels<BITS>;
+    int q = q0;
+    for (; q + P <= q1; q += P) tile<P, BITS>(j, n, g, q);
+    if (q < q1) tail<P - 1, BITS>(j, n, g, q, q1 - q);
+}
+
+// Tasks: blocks of kBlockTiles tiles of one image and group.
+constexpr int kBlockTiles = 8;
+
+int block_task(void*, int task, uint8_t* closure) {
+    const Job& j = *reinterpret_cast<const Job*>(closure);
+    const int G = j.in->groups, per_image = j.out_h * j.out_w;
+    const int block = kBlockTiles * kPixels<1>;  // pixels per task; a multiple of every P
+    const int blocks = (per_image + block - 1) / block;
+    const int b = task % blocks, g = (task / blocks) % G, n = task / blocks / G;
+    const int q0 = b * block, q1 = std::min(per_image, q0 + block);
+    switch (j.w->bits) {
+    case 1: pixels<1>(j, n, g, q0, q1); break;
+    case 2: pixels<2>(j, n, g, q0, q1); break;
+    case 3: pixels<3>(j, n, g, q0, q1); break;
+    default: pixels<4>(j, n, g, q0, q1); break;
+    }
+    return 0;
+}
+
+void run(Job& j, ConvGeometry geo, int32_t* out) {
+    const PackedActivations& a = *j.in;
+    const PackedWeights& w = *j.w;
+    j.stride = geo.stride;
+    j.pad = geo.pad;
+    j.out = out;
+    j.out_h = conv_out_size(a.shape.h, w.kernel_h, geo.stride, geo.pad);
+    j.out_w = conv_out_size(a.shape.w, w.kernel_w, geo.stride, geo.pad);
+    j.padded_w = a.shape.w + 2 * a.border;
+    j.padded_h = a.shape.h + 2 * a.border;
+    const int growth = j.bconv ? 4 : 4 * ((1 << a.planes) - 1);  // a byte accumulator's growth per step
+    j.flush_every = 255 / growth;
+    build_offsets(j);
+    const int block = kBlockTiles * kPixels<1>, blocks = (j.out_h * j.out_w + block - 1) / block;
+    halide_do_par_for(nullptr, block_task, 0, a.shape.n * a.groups * blocks, reinterpret_cast<uint8_t*>(&j));
+}
+
+}  // namespace
+
+bool popcount_table_fits(const PackedActivations& in, const PackedWeights& w) {
+    const long max_code = (1L << in.planes) - 1;
+    const long taps = long(w.kernel_h) * w.kernel_w;
+    return long(w.in_channels_per_group) * taps * max_code <= 65535 && taps <= kMaxTaps && !w.nibbles.empty();
+}
+
+void bconv_table_avx2(const PackedActivations& in, const PackedWeights& w, BConvOptions o, int32_t* out) {
+    Job j{};
+    j.in = &in;
+    j.w = &w;
+    j.bconv = true;
+    j.lookups = 1;
+    j.zero_padding = !o.one_padding;
+    if (j.zero_padding) {
+        const int taps = w.kernel_h * w.kernel_w, cog = w.out_channels_per_group(), cp = w.padded_channels();
+        j.tap_sums.assign(size_t(w.groups) * taps * cp, w.in_channels_per_group);
+        for (int g = 0; g < w.groups; g++)
+            for (int t = 0; t < taps; t++)
+                for (int k = 0; k < w.words(); k++)
+                    for (int c = 0; c < cog; c++)
+                        j.tap_sums[(size_t(g) * taps + t) * cp + c] -=
+                            2 * __builtin_popcountll(w.words_data[c + size_t(cp) * (k + size_t(w.words()) * (size_t(g) * taps + t))]);
+    }
+    run(j, o.geometry, out);
+}
+
+void bitserial_table_avx2(const PackedActivations& in, const PackedWeights& w, ConvGeometry g, int32_t* out) {
+    Job j{};
+    j.in = &in;
+    j.w = &w;
+    j.bconv = false;
+    j.lookups = in.planes;
+    run(j, g, out);
+}
+
+}  // namespace halibit
