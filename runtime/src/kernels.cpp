@@ -2,6 +2,7 @@
 #include "halibit/kernels.h"
 
 #include <string>
+#include <type_traits>
 
 #include "kernel_args.h"
 #include "halibit/error.h"
@@ -130,17 +131,17 @@ PackedWeights pack_weights(const int8_t* ohwi, int out_channels, int kernel_h, i
                     }
                 }
 #if HALIBIT_TABLE_KERNELS
+    // (c, k, i, tap) words to (c, i, m, k, tap) nibbles; `tap` runs over (kx, ky, g).
     p.nibbles.resize(p.words_data.size() * 16);
-    for (int g = 0; g < groups; g++)
-        for (int t = 0; t < kernel_h * kernel_w; t++)
-            for (int k = 0; k < words; k++)
-                for (int i = 0; i < bits; i++)
-                    for (int c = 0; c < cp; c++) {
-                        const uint64_t word = p.words_data[c + size_t(cp) * (k + size_t(words) * (i + size_t(bits) * (t + size_t(kernel_h) * kernel_w * g)))];
-                        for (int m = 0; m < 16; m++)
-                            p.nibbles[c + size_t(cp) * (i + size_t(bits) * (m + 16 * (k + size_t(words) * (t + size_t(kernel_h) * kernel_w * g))))] =
-                                uint8_t((word >> (4 * m)) & 15);
-                    }
+    for (size_t tap = 0; tap < size_t(kernel_w) * kernel_h * groups; tap++)
+        for (int k = 0; k < words; k++)
+            for (int i = 0; i < bits; i++)
+                for (int c = 0; c < cp; c++) {
+                    const uint64_t word = p.words_data[c + size_t(cp) * (k + size_t(words) * (i + bits * tap))];
+                    for (int m = 0; m < 16; m++)
+                        p.nibbles[c + size_t(cp) * (i + size_t(bits) * (m + 16 * (k + size_t(words) * tap)))] =
+                            uint8_t((word >> (4 * m)) & 15);
+                }
 #endif
     return p;
 }
@@ -182,41 +183,13 @@ struct ConvArgs {
     }
 };
 
-template <typename T>
-void run_bitserial(Kernel k, const PackedActivations& in, const PackedWeights& w, ConvGeometry g, const Requantization& rq,
-                   Buffer<T> out) {
-    check_conv(in, w, g);
-    ConvArgs a(in, w, g, rq);
-    int32_t wbits = w.bits, abits = in.planes, enc = int32_t(w.encoding);
-    bool w2a2_signed = wbits == 2 && abits == 2 && w.encoding == WeightEncoding::signed_;
-    auto args = a.argv();
-    args.insert(args.end(), {&wbits, &abits, &enc, &w2a2_signed, out.raw_buffer()});
-    call_kernel(k, args.data());
-}
-
-void check_bconv(const PackedActivations& in, const PackedWeights& w, BConvOptions o) {
-    check_conv(in, w, o.geometry);
-    if (in.planes != 1 || w.encoding != WeightEncoding::binary || w.bits != 1)
-        throw Error("bconv: needs one-plane sign activations and 1-bit binary weights");
-}
-
-template <typename T>
-void run_bconv(Kernel k, const PackedActivations& in, const PackedWeights& w, BConvOptions o, const Requantization& rq,
-               Buffer<T> out) {
-    check_bconv(in, w, o);
-    ConvArgs a(in, w, o.geometry, rq);
-    int32_t cg = w.in_channels_per_group;
-    bool zero_padding = !o.one_padding;
-    auto args = a.argv();
-    args.insert(args.end(), {&cg, &zero_padding, out.raw_buffer()});
-    call_kernel(k, args.data());
-}
-
-// The AVX2 table kernels (popcount_table.h) stand in for the Halide kernels when the kernels run
-// with AVX2 and the sums fit; the requantize kernel then applies the output stage.
+// The AVX2 table kernels (popcount_table.h) stand in for the Halide kernel k when the kernels run
+// with AVX2 and the sums fit; the requantize kernel then applies the output stage. Not for the
+// autoscheduler baseline nor a schedule experiment's variant, which are benchmarked as themselves.
 bool use_tables(const PackedActivations& in, const PackedWeights& w, Kernel k) {
 #if HALIBIT_TABLE_KERNELS
-    return resolved_isa(Isa::automatic) == Isa::avx2 && !kernel_overridden(k) && popcount_table_fits(in, w);
+    return k != Kernel::halibit_bitserial_conv_auto && !kernel_overridden(k) &&
+           resolved_isa(Isa::automatic) == Isa::avx2 && popcount_table_fits(in, w);
 #else
     (void)in, (void)w, (void)k;
     return false;
@@ -240,91 +213,89 @@ void requantize(Kernel k, const int32_t* acc, const ActivationShape& s, int grou
     call_kernel(k, args);
 }
 
-// Runs `table` (into int32 accumulators) and the requantize kernel for a codes or packed output.
+// Runs `table` (int32 accumulators, NHWC, of output shape s) into `out`: directly for an int32
+// output, else into scratch and then through the requantize kernel (codes or packed).
 template <typename T, typename TableKernel>
-void tables_then_requantize(TableKernel table, const ActivationShape& s, int groups, const Requantization& rq, Buffer<T> out) {
-    int32_t* acc = table_scratch(s);
-    table(acc);
-    // Codes are (c, g, x, y, n); packed bytes have a plane dimension more.
-    requantize(out.dimensions() == 5 ? Kernel::halibit_requantize_codes : Kernel::halibit_requantize_packed, acc, s,
-               groups, rq, out);
+void run_table(TableKernel table, const ActivationShape& s, int groups, const Requantization& rq, Buffer<T> out) {
+    if constexpr (std::is_same_v<T, int32_t>) {
+        table(out.data());
+    } else {
+        int32_t* acc = table_scratch(s);
+        table(acc);
+        // Codes are (c, g, x, y, n); packed bytes have a plane dimension more.
+        requantize(out.dimensions() == 5 ? Kernel::halibit_requantize_codes : Kernel::halibit_requantize_packed, acc,
+                   s, groups, rq, out);
+    }
+}
+
+template <typename T>
+void run_bitserial(Kernel k, const PackedActivations& in, const PackedWeights& w, ConvGeometry g, const Requantization& rq,
+                   Buffer<T> out) {
+    check_conv(in, w, g);
+    if (use_tables(in, w, k))
+        return run_table([&](int32_t* acc) { bitserial_table_avx2(in, w, g, acc); }, conv_output_shape(in, w, g),
+                         w.groups, rq, out);
+    ConvArgs a(in, w, g, rq);
+    int32_t wbits = w.bits, abits = in.planes, enc = int32_t(w.encoding);
+    bool w2a2_signed = wbits == 2 && abits == 2 && w.encoding == WeightEncoding::signed_;
+    auto args = a.argv();
+    args.insert(args.end(), {&wbits, &abits, &enc, &w2a2_signed, out.raw_buffer()});
+    call_kernel(k, args.data());
+}
+
+template <typename T>
+void run_bconv(Kernel k, const PackedActivations& in, const PackedWeights& w, BConvOptions o, const Requantization& rq,
+               Buffer<T> out) {
+    check_conv(in, w, o.geometry);
+    if (in.planes != 1 || w.encoding != WeightEncoding::binary || w.bits != 1)
+        throw Error("bconv: needs one-plane sign activations and 1-bit binary weights");
+    if (use_tables(in, w, k))
+        return run_table([&](int32_t* acc) { bconv_table_avx2(in, w, o, acc); }, conv_output_shape(in, w, o.geometry),
+                         w.groups, rq, out);
+    ConvArgs a(in, w, o.geometry, rq);
+    int32_t cg = w.in_channels_per_group;
+    bool zero_padding = !o.one_padding;
+    auto args = a.argv();
+    args.insert(args.end(), {&cg, &zero_padding, out.raw_buffer()});
+    call_kernel(k, args.data());
 }
 
 }  // namespace
 
 void bitserial_conv(const PackedActivations& in, const PackedWeights& w, ConvGeometry g, int32_t* out) {
-    const Kernel k = Kernel::halibit_bitserial_conv_int32;
-    if (use_tables(in, w, k)) {
-        check_conv(in, w, g);
-        bitserial_table_avx2(in, w, g, out);
-        return;
-    }
-    run_bitserial(k, in, w, g, no_requantization(), output_view(out, conv_output_shape(in, w, g), w.groups));
+    run_bitserial(Kernel::halibit_bitserial_conv_int32, in, w, g, no_requantization(),
+                  output_view(out, conv_output_shape(in, w, g), w.groups));
 }
 
 void bitserial_conv(const PackedActivations& in, const PackedWeights& w, ConvGeometry g, const Requantization& rq,
                     uint8_t* out, Schedule schedule) {
     check_requantization(rq, w.out_channels);
     const Kernel k = schedule == Schedule::tuned ? Kernel::halibit_bitserial_conv_codes : Kernel::halibit_bitserial_conv_auto;
-    const ActivationShape s = conv_output_shape(in, w, g);
-    if (schedule == Schedule::tuned && use_tables(in, w, k)) {
-        check_conv(in, w, g);
-        tables_then_requantize([&](int32_t* acc) { bitserial_table_avx2(in, w, g, acc); }, s, w.groups, rq,
-                               output_view(out, s, w.groups));
-        return;
-    }
-    run_bitserial(k, in, w, g, rq, output_view(out, s, w.groups));
+    run_bitserial(k, in, w, g, rq, output_view(out, conv_output_shape(in, w, g), w.groups));
 }
 
 void bitserial_conv(const PackedActivations& in, const PackedWeights& w, ConvGeometry g, const Requantization& rq,
                     PackedActivations& out, int out_border) {
     check_requantization(rq, w.out_channels);
-    const ActivationShape s = conv_output_shape(in, w, g);
-    const Kernel k = Kernel::halibit_bitserial_conv_packed;
-    out.resize(s, rq.out_bits, w.groups, out_border);
-    if (use_tables(in, w, k)) {
-        check_conv(in, w, g);
-        tables_then_requantize([&](int32_t* acc) { bitserial_table_avx2(in, w, g, acc); }, s, w.groups, rq, bytes_view(out));
-        return;
-    }
-    run_bitserial(k, in, w, g, rq, bytes_view(out));
+    out.resize(conv_output_shape(in, w, g), rq.out_bits, w.groups, out_border);
+    run_bitserial(Kernel::halibit_bitserial_conv_packed, in, w, g, rq, bytes_view(out));
 }
 
 void bconv(const PackedActivations& in, const PackedWeights& w, BConvOptions o, int32_t* out) {
-    const Kernel k = Kernel::halibit_bconv_int32;
-    if (use_tables(in, w, k)) {
-        check_bconv(in, w, o);
-        bconv_table_avx2(in, w, o, out);
-        return;
-    }
-    run_bconv(k, in, w, o, no_requantization(), output_view(out, conv_output_shape(in, w, o.geometry), w.groups));
+    run_bconv(Kernel::halibit_bconv_int32, in, w, o, no_requantization(),
+              output_view(out, conv_output_shape(in, w, o.geometry), w.groups));
 }
 
 void bconv(const PackedActivations& in, const PackedWeights& w, BConvOptions o, const Requantization& rq, uint8_t* out) {
     check_requantization(rq, w.out_channels);
-    const ActivationShape s = conv_output_shape(in, w, o.geometry);
-    const Kernel k = Kernel::halibit_bconv_codes;
-    if (use_tables(in, w, k)) {
-        check_bconv(in, w, o);
-        tables_then_requantize([&](int32_t* acc) { bconv_table_avx2(in, w, o, acc); }, s, w.groups, rq,
-                               output_view(out, s, w.groups));
-        return;
-    }
-    run_bconv(k, in, w, o, rq, output_view(out, s, w.groups));
+    run_bconv(Kernel::halibit_bconv_codes, in, w, o, rq, output_view(out, conv_output_shape(in, w, o.geometry), w.groups));
 }
 
 void bconv(const PackedActivations& in, const PackedWeights& w, BConvOptions o, const Requantization& rq,
            PackedActivations& out, int out_border) {
     check_requantization(rq, w.out_channels);
-    const ActivationShape s = conv_output_shape(in, w, o.geometry);
-    const Kernel k = Kernel::halibit_bconv_packed;
-    out.resize(s, rq.out_bits, w.groups, out_border);
-    if (use_tables(in, w, k)) {
-        check_bconv(in, w, o);
-        tables_then_requantize([&](int32_t* acc) { bconv_table_avx2(in, w, o, acc); }, s, w.groups, rq, bytes_view(out));
-        return;
-    }
-    run_bconv(k, in, w, o, rq, bytes_view(out));
+    out.resize(conv_output_shape(in, w, o.geometry), rq.out_bits, w.groups, out_border);
+    run_bconv(Kernel::halibit_bconv_packed, in, w, o, rq, bytes_view(out));
 }
 
 }  // namespace halibit

@@ -41,7 +41,7 @@ const Tables& tables() {
     return t;
 }
 
-// What one call needs, shared by its row tasks.
+// What one call needs, shared by its tasks (blocks of output pixels).
 struct Job {
     const PackedActivations* in;
     const PackedWeights* w;
@@ -59,7 +59,7 @@ struct Job {
     }
 };
 
-// Offsets of the tables for every nibble of every word, in table units of 16 bytes.
+// The byte offset of the table each nibble of every word picks (16 bytes per table).
 void build_offsets(Job& j) {
     const PackedActivations& a = *j.in;
     const int words = a.words(), G = a.groups, L = j.lookups;
