@@ -29,11 +29,11 @@ for STEP in ${@:-fp32 w8a8 w4a4 w2a2 w1a1 palquant hawq}; do
     palquant) train palquant --precision w2a2 --groups 2 --init $out/fashion-fp32.pt --epochs 3 --lr 0.02 \
                   -o $out/fashion-palquant-w2a2-g2.halibit ;;
     hawq)
-        echo "== hawq: python3 -m halibit.hawq --budget size=0.95*w4a4"
-        PYTHONPATH=python /usr/bin/python3 -m halibit.hawq --init $out/fashion-fp32.pt --budget "size=0.95*w4a4" \
+        echo "== hawq: python3 -m halibit.hawq --bits 2,3,4,8 --budget size=w4a4"
+        PYTHONPATH=python /usr/bin/python3 -m halibit.hawq --init $out/fashion-fp32.pt --bits 2,3,4,8 --budget size=w4a4 \
             --latency-from build/apps/halibit -o $out/fashion-hawq-mixed.plan.json | tee "$logs/hawq-plan.log"
         plan=$(/usr/bin/python3 -c "import json; print(json.load(open('$out/fashion-hawq-mixed.plan.json'))['plan'])")
-        train hawq --precision "$plan" --init $out/fashion-fp32.pt --epochs 2 --lr 0.01 -o $out/fashion-hawq-mixed.halibit
+        train hawq --precision "$plan" --init $out/fashion-fp32.pt --epochs 1 --lr 0.01 -o $out/fashion-hawq-mixed.halibit
         ;;
     *) echo "train_models.sh: unknown step '$STEP' (fp32 w8a8 w4a4 w2a2 w1a1 palquant hawq)" >&2; exit 2 ;;
     esac

@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from . import fashion_mnist
 from .modelfile import write_model
 from .qresnet import UNITS, WIDTHS, SmallResNet, export, normalize
+from .train import precision_name
 
 BITS = (2, 4, 8)
 
@@ -264,8 +265,7 @@ def main(argv=None) -> int:
     else:
         budget = float(value)
     chosen = allocate(omega, cost, budget, bits)
-    names = {8: "w8a8", 4: "w4a4", 2: "w2a2", 1: "w1a1"}
-    plan = ",".join(names[chosen[u]] for u in UNITS)
+    plan = ",".join(precision_name(chosen[u]) for u in UNITS)
     for u in UNITS:
         log(f"{u:16s} trace {traces[u]:.3e}  " + "  ".join(f"Omega(w{b})={omega[u][b]:.3e}" for b in bits) +
             ("" if act is None else "  (activations " + " ".join(f"{act[u][b]:.3e}" for b in bits) + ")") +

@@ -3,7 +3,7 @@
     /usr/bin/python3 -m halibit.train --precision fp32 --epochs 15 --save fp32.pt
     /usr/bin/python3 -m halibit.train --precision w2a2 --init fp32.pt --epochs 6 -o models/w2a2.halibit
 
---precision is fp32, one of w8a8 w4a4 w2a2 w1a1 w2a2odd, or a plan of one per block
+--precision is fp32, w<b>a<b> (signed weights, b = 2..8), w1a1 (binary), w2a2odd, or a plan of one per block
 (`w8a8,w4a4,w2a2`) or one per unit (six, see qresnet.UNITS). --groups G builds the PalQuant network (G parallel groups per block).
 The exported file's accuracy is measured with the integer simulator on the 10,000 test images
 (the number `halibit eval` reproduces to the image).
@@ -25,13 +25,17 @@ from . import fashion_mnist, simulator
 from .modelfile import write_model
 from .qresnet import UNITS, WIDTHS, SmallResNet, export, normalize, palquant_state
 
-PRECISIONS = {"w8a8": ("signed", 8), "w4a4": ("signed", 4), "w2a2": ("signed", 2), "w1a1": ("binary", 1),
-              "w2a2odd": ("odd", 2)}
+PRECISIONS = {**{f"w{b}a{b}": ("signed", b) for b in range(8, 1, -1)}, "w1a1": ("binary", 1), "w2a2odd": ("odd", 2)}
+
+
+def precision_name(bits: int) -> str:
+    """The --precision name of a unit at `bits` (signed weights, binary at 1 bit)."""
+    return f"w{bits}a{bits}"
 
 
 def parse_plan(text: str):
     """'fp32' -> float; 'w2a2' -> every unit; a comma list of 3 (per block) or 6 (per unit, see
-    qresnet.UNITS) of w8a8 w4a4 w2a2 w1a1 w2a2odd."""
+    qresnet.UNITS) of the names in PRECISIONS."""
     units = len(UNITS)
     if text == "fp32":
         return (None,) * units
@@ -139,7 +143,7 @@ def train(model, train_set, test_set, epochs, lr, seed, weight_decay, log):
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python3 -m halibit.train", description=__doc__.splitlines()[0])
-    p.add_argument("--precision", required=True, help="fp32, w8a8, w4a4, w2a2, w1a1, w2a2odd or a per-block plan")
+    p.add_argument("--precision", required=True, help="fp32, w<b>a<b> (b = 1..8), w2a2odd or a per-block or per-unit plan")
     p.add_argument("--groups", type=int, default=1, help="PalQuant parallel groups G (default 1)")
     p.add_argument("--widths", default=",".join(map(str, WIDTHS)), help="block widths (default %(default)s)")
     p.add_argument("--epochs", type=int, default=10)
