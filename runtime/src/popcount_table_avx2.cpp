@@ -4,9 +4,11 @@
 //   T = the 16-byte table chosen by the activation nibble, broadcast to both lanes
 //   acc8[i][v] += vpshufb(T, weight nibbles of plane i for 32 output channels)
 // so one shuffle and one add count 4 channels x 32 outputs. bconv's tables are
-// popcount(a ^ w); bitserial's are 2^j popcount(a_j & w), one lookup per activation plane j,
-// giving S_i = sum over the window of w_i-bit x code, the sum the Halide kernel builds from
-// popcount(w_i & a_j). Byte accumulators are flushed into 16-bit ones (even and odd bytes apart)
+// popcount(a ^ w). bitserial's are activation-side tables (T-MAC): one lookup covers two
+// activation planes j = 2l, 2l + 1 at once, T[w] = 4^l (popcount(a_2l & w) + 2 popcount(a_2l+1 & w)),
+// the sum of those planes' codes over the channels that w selects; so A2 needs one lookup per
+// weight plane, A3 and A4 two. Summed over the window that is S_i = sum of w_i-bit x code, the
+// sum the Halide kernel builds from popcount(w_i & a_j). Byte accumulators are flushed into 16-bit ones (even and odd bytes apart)
 // before they can overflow; the epilogue applies the encoding's coefficients.
 #include <immintrin.h>
 
@@ -25,15 +27,23 @@ namespace {
 constexpr int kVectors = 2;  // 64 output channels per tile: PackedWeights pads to 64
 constexpr int kMaxTaps = 64;
 
-// tables[t][w]: bconv t = 0..15: popcount(t ^ w); bitserial t = 16 + 16 j + a: 2^j popcount(a & w).
+// Activation planes per bitserial lookup, and lookups per step (A <= 4).
+constexpr int kPlanesPerLookup = 2, kMaxLookups = 2;
+
+// tables[t][w]: bconv t = 0..15: popcount(t ^ w); bitserial t = bitserial_table(l, lo, hi):
+// 4^l (popcount(lo & w) + 2 popcount(hi & w)) for the nibbles lo, hi of planes 2l, 2l + 1.
+constexpr int bitserial_table(int l, int lo, int hi) { return 16 + 256 * l + 16 * hi + lo; }
 struct Tables {
-    alignas(32) uint8_t t[16 + 64][16];
+    alignas(32) uint8_t t[bitserial_table(kMaxLookups, 0, 0)][16];
     Tables() {
-        for (int a = 0; a < 16; a++)
-            for (int w = 0; w < 16; w++) {
-                t[a][w] = uint8_t(__builtin_popcount(a ^ w));
-                for (int j = 0; j < 4; j++) t[16 + 16 * j + a][w] = uint8_t(__builtin_popcount(a & w) << j);
-            }
+        for (int w = 0; w < 16; w++) {
+            for (int a = 0; a < 16; a++) t[a][w] = uint8_t(__builtin_popcount(a ^ w));
+            for (int l = 0; l < kMaxLookups; l++)
+                for (int hi = 0; hi < 16; hi++)
+                    for (int lo = 0; lo < 16; lo++)
+                        t[bitserial_table(l, lo, hi)][w] =
+                            uint8_t((__builtin_popcount(lo & w) + 2 * __builtin_popcount(hi & w)) << (2 * l));
+        }
     }
 };
 const Tables& tables() {
@@ -67,19 +77,28 @@ void build_offsets(Job& j) {
     j.offsets.resize(pixels * G * words * L * 16);
     if (!j.bconv) j.code_sums.assign(pixels * G, 0);
     const uint64_t* src = a.data();
+    // The 16 nibbles of a word as 16-bit lanes: nibble m is the low (m even) or high half of byte m / 2.
+    auto nibbles = [](uint64_t v) {
+        const __m128i bytes = _mm_cvtsi64_si128(int64_t(v)), mask = _mm_set1_epi8(15);
+        return _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(_mm_and_si128(bytes, mask), _mm_and_si128(_mm_srli_epi16(bytes, 4), mask)));
+    };
     for (size_t p = 0; p < pixels; p++)
         for (int g = 0; g < G; g++)
             for (int k = 0; k < words; k++)
                 for (int l = 0; l < L; l++) {
-                    const uint64_t v = src[p * a.pixel_words() + (size_t(g) * a.planes + l) * words + k];
+                    auto plane = [&](int i) { return src[p * a.pixel_words() + (size_t(g) * a.planes + i) * words + k]; };
                     uint16_t* o = &j.offsets[(((p * G + g) * words + k) * L + l) * 16];
-                    // Nibble m of v is the low (m even) or high half of byte m / 2.
-                    const __m128i bytes = _mm_cvtsi64_si128(int64_t(v)), mask = _mm_set1_epi8(15);
-                    const __m128i nibbles = _mm_unpacklo_epi8(_mm_and_si128(bytes, mask),
-                                                              _mm_and_si128(_mm_srli_epi16(bytes, 4), mask));
-                    const __m256i table = _mm256_add_epi16(_mm256_cvtepu8_epi16(nibbles), _mm256_set1_epi16(j.bconv ? 0 : 16 + 16 * l));
-                    _mm256_storeu_si256(reinterpret_cast<__m256i*>(o), _mm256_slli_epi16(table, 4));
-                    if (!j.bconv) j.code_sums[p * G + g] += __builtin_popcountll(v) << l;
+                    __m256i table;
+                    if (j.bconv) {
+                        table = nibbles(plane(0));
+                    } else {
+                        const int i0 = kPlanesPerLookup * l, i1 = i0 + 1;
+                        const uint64_t lo = plane(i0), hi = i1 < a.planes ? plane(i1) : 0;
+                        table = _mm256_add_epi16(_mm256_add_epi16(nibbles(lo), _mm256_slli_epi16(nibbles(hi), 4)),
+                                                 _mm256_set1_epi16(bitserial_table(l, 0, 0)));
+                        j.code_sums[p * G + g] += (__builtin_popcountll(lo) << i0) + (__builtin_popcountll(hi) << i1);
+                    }
+                    _mm256_storeu_si256(reinterpret_cast<__m256i*>(o), _mm256_slli_epi16(table, 4));  // 16 bytes a table
                 }
 }
 
@@ -308,7 +327,7 @@ void bitserial_table_avx2(const PackedActivations& in, const PackedWeights& w, C
     j.in = &in;
     j.w = &w;
     j.bconv = false;
-    j.lookups = in.planes;
+    j.lookups = (in.planes + kPlanesPerLookup - 1) / kPlanesPerLookup;
     run(j, g, out);
 }
 
