@@ -29,6 +29,11 @@ inline Expr requantize(Expr acc, Expr multiplier, Expr bias, Expr shift, Expr ou
 // = #{l : acc >= T_l} for M > 0 (acc <= T_l for M < 0), T_l = the bound on acc solved exactly
 // in int64. One compare per level instead of a 64-bit multiply and shift per output, which AVX2
 // and NEON do not have: used for 1- and 2-bit outputs. thresholds(l, c) is level l + 1.
+//
+// The compares run in int32: for M < 0, acc <= T is ~acc >= ~T (~x = -x - 1), so every channel
+// compares flipped = acc ^ (M >> 31) >= thresholds(l, c) = clamp(T ^ (M >> 31), +-(2^31 - 1)).
+// The clamp is exact because accumulators stay within +-(2^31 - 2) (the model loader checks it):
+// flipped lies in [-(2^31 - 1), 2^31 - 2], so a clamped threshold is still always or never met.
 inline Func requantization_thresholds(Func multiplier, Func bias, Expr shift) {
     Var l("l"), c("c");
     Expr m = cast<int64_t>(multiplier(c));
@@ -36,20 +41,21 @@ inline Func requantization_thresholds(Func multiplier, Func bias, Expr shift) {
     Expr round = select(shift > 0, cast<int64_t>(1) << max(s - 1, 0), cast<int64_t>(0));
     Expr need = (cast<int64_t>(l + 1) << s) - bias(c) - round;  // acc * M >= need
     const Expr never = Expr(std::numeric_limits<int64_t>::max()), always = Expr(std::numeric_limits<int64_t>::min());
-    Func t("thresholds");
     // Halide divides by a positive divisor rounding down: ceil(need / m) = -((-need) / m).
-    t(l, c) = select(m > 0, -((-need) / max(m, 1)),
-                     m < 0, (-need) / max(-m, 1),  // floor(need / m) for m < 0
-                     select(need <= 0, always, never));
-    return t;
+    Expr t = select(m > 0, -((-need) / max(m, 1)),
+                    m < 0, (-need) / max(-m, 1),  // floor(need / m) for m < 0
+                    select(need <= 0, always, never));
+    Expr flip = select(m < 0, cast<int64_t>(-1), cast<int64_t>(0));
+    const Expr limit = Expr(int64_t(std::numeric_limits<int32_t>::max()));
+    Func thresholds("thresholds");
+    thresholds(l, c) = cast<int32_t>(clamp(t ^ flip, -limit, limit));
+    return thresholds;
 }
 
 inline Expr requantize_by_thresholds(Expr acc, Func thresholds, Expr multiplier, Expr channel, int out_bits) {
+    Expr flipped = acc ^ (multiplier >> 31);
     Expr code = cast<uint8_t>(0);
-    for (int l = 0; l < (1 << out_bits) - 1; l++) {
-        Expr t = thresholds(l, channel);
-        code = code + cast<uint8_t>(select(multiplier < 0, acc <= t, acc >= t));
-    }
+    for (int l = 0; l < (1 << out_bits) - 1; l++) code = code + cast<uint8_t>(flipped >= thresholds(l, channel));
     return code;
 }
 

@@ -88,6 +88,36 @@ INSTANTIATE_TEST_SUITE_P(Specialized, BitserialConvChannels,
                                     encoding_name(info.param.e);
                          });
 
+// The 1- and 2-bit outputs compare accumulators with int32 thresholds clamped to +-(2^31 - 1)
+// (generators/output_stage.h): biases and multipliers whose exact thresholds lie far outside int32
+// (always or never met), or just inside it, give the reference's codes, for both signs of M.
+TEST(BitserialConvThresholds, ThresholdsBeyondInt32GiveTheReferenceCodes) {
+    use_test_isa();
+    const int n = 1, h = 5, w = 6, cin = 20, cout = 24, k = 3;
+    auto codes = random_codes(n, h, w, cin, 2);
+    auto weights = random_weights(cout, k, cin, WeightEncoding::signed_, 2);
+    auto expected = ref::conv(codes, weights, {1, 1, 1});
+    PackedActivations in;
+    pack_activations(codes.data.data(), {n, h, w, cin}, 2, 1, in, 1);
+    auto pw = pack_weights(weights.data.data(), cout, k, k, cin, 1, WeightEncoding::signed_, 2);
+    for (int out_bits : {1, 2}) {
+        Requantization rq;
+        rq.shift = 30;
+        rq.out_bits = out_bits;
+        const int64_t big = int64_t(1) << 61, edge = int64_t(1) << 31;
+        for (int c = 0; c < cout; c++) {
+            const int32_t m = (c % 2 ? -1 : 1) * (c % 3 == 0 ? 1 : 1 << 20);
+            const int64_t b[] = {big, -big, edge << 30, -(edge << 30), (edge - 3) << 30, 0};
+            rq.multiplier.push_back(m);
+            rq.bias.push_back(b[c % 6]);
+        }
+        auto expected_codes = requantize_all(expected, rq);
+        std::vector<uint8_t> out(expected.size(), 0xEE);
+        bitserial_conv(in, pw, {1, 1}, rq, out.data());
+        EXPECT_EQ(first_mismatch(expected_codes.data, out.data(), out.size()), "") << "out_bits " << out_bits;
+    }
+}
+
 TEST(BitserialConvErrors, MismatchedGroupsAreReported) {
     auto codes = random_codes(1, 3, 3, 8, 2);
     PackedActivations in;

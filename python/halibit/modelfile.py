@@ -30,6 +30,9 @@ ENCODINGS = {"binary": (1, 1), "signed": (2, 8), "odd": (1, 4)}
 OPS = ("conv", "add", "max_pool", "global_avg_pool", "channel_shuffle")
 
 INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
+# A convolution's accumulators stay within +-ACC_LIMIT: the kernels compare them with int32
+# requantization thresholds that need one value beyond every accumulator (docs/model-format.md).
+ACC_LIMIT = INT32_MAX - 1
 INT64_MAX = (1 << 63) - 1
 MAX_SHIFT = 62
 
@@ -390,8 +393,8 @@ def validate(graph: dict, tensors: dict, file: str = "model") -> None:
             wf = w.reshape(Cout, -1)
             acc_hi = np.where(wf > 0, wf, 0).sum(axis=1) * amax
             acc_lo = np.where(wf < 0, wf, 0).sum(axis=1) * amax
-            if acc_hi.max() > INT32_MAX or acc_lo.min() < INT32_MIN:
-                fail(f"the accumulator can reach [{int(acc_lo.min())}, {int(acc_hi.max())}], outside int32",
+            if acc_hi.max() > ACC_LIMIT or acc_lo.min() < -ACC_LIMIT:
+                fail(f"the accumulator can reach [{int(acc_lo.min())}, {int(acc_hi.max())}], outside +-(2^31 - 2)",
                      lname, "weights.tensor")
             acc_bound = np.maximum(acc_hi, -acc_lo)
             rq = layer.get("requantize")

@@ -41,7 +41,7 @@ from . import fashion_mnist
 from . import simulator as sim
 from .dyadic import requant_params
 from .images import random_images
-from .modelfile import INT32_MAX, INT32_MIN, encoding_range
+from .modelfile import ACC_LIMIT, encoding_range
 
 # precision -> (weight encoding, weight bits, activation bits)
 PRECISIONS = {
@@ -157,8 +157,8 @@ class Builder:
         wf = w.reshape(cout, -1).astype(np.int64)
         hi_acc = np.where(wf > 0, wf, 0).sum(axis=1) * amax
         lo_acc = np.where(wf < 0, wf, 0).sum(axis=1) * amax
-        if hi_acc.max() > INT32_MAX or lo_acc.min() < INT32_MIN:
-            raise ValueError(f"layer '{name}': the accumulator can leave int32")
+        if hi_acc.max() > ACC_LIMIT or lo_acc.min() < -ACC_LIMIT:
+            raise ValueError(f"layer '{name}': the accumulator can leave +-(2^31 - 2)")
         worst = int(np.maximum(hi_acc, -lo_acc).max())
 
         acc = sim.conv_acc(self.acts[x], w, stride, pad, groups, pad_values)

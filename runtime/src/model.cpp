@@ -27,6 +27,9 @@ using Json = nlohmann::json;
 
 constexpr int kFormatVersion = 1;
 constexpr int64_t kMaxElements = int64_t(1) << 31;  // per tensor: sizes stay in int32 indexing
+// |accumulator| bound: the kernels' int32 requantization thresholds need one value beyond every
+// accumulator (generators/output_stage.h).
+constexpr int64_t kAccumulatorLimit = int64_t(std::numeric_limits<int32_t>::max()) - 1;
 // The format nests a few levels deep; deeper JSON is refused while it is parsed (printing a
 // value in a message recurses once per level: 200,000 '[' overflowed the stack).
 constexpr int kMaxJsonDepth = 32;
@@ -452,10 +455,10 @@ void Model::parse() {
                     const int w = int8_t(wt.data[i]);
                     (w > 0 ? hi : lo) += w;
                 }
-                if (hi * amax > std::numeric_limits<int32_t>::max() || lo * amax < std::numeric_limits<int32_t>::min())
+                if (hi * amax > kAccumulatorLimit || lo * amax < -kAccumulatorLimit)
                     lat.fail("weights.tensor", "the accumulator of output channel " + std::to_string(o) + " can reach [" +
                                                    std::to_string(lo * amax) + ", " + std::to_string(hi * amax) +
-                                                   "], outside int32");
+                                                   "], outside +-(2^31 - 2)");
                 acc_bound[size_t(o)] = std::max(hi, -lo) * amax;
             }
             bound[l.output] = *std::max_element(acc_bound.begin(), acc_bound.end());
