@@ -7,8 +7,9 @@ using namespace halibit;
 
 namespace {
 
-ConvAlgorithm pick(KernelChoice k, WeightEncoding e, int w, int a, Isa isa, int64_t macs, bool zero_padding = true) {
-    return choose_conv_algorithm(k, {e, w, a, zero_padding, isa, macs});
+ConvAlgorithm pick(KernelChoice k, WeightEncoding e, int w, int a, Isa isa, int64_t macs, bool zero_padding = true,
+                   int out_channels = 64, int64_t window = 64 * 9) {
+    return choose_conv_algorithm(k, {e, w, a, zero_padding, isa, macs, out_channels, window});
 }
 
 constexpr int64_t kResNetLayer = 115'605'504;  // ResNet-18 3x3 56x56x64
@@ -28,7 +29,13 @@ TEST(KernelChoice, TwoBitLayersFollowTheIsaAndSize) {
     EXPECT_EQ(pick(KernelChoice::automatic, s, 2, 2, Isa::avx512, kFashionLayer), ConvAlgorithm::u8);
     EXPECT_EQ(pick(KernelChoice::automatic, s, 2, 2, Isa::avx512, kPopcountMinMacsAvx512), ConvAlgorithm::popcount);
     EXPECT_EQ(pick(KernelChoice::automatic, s, 2, 2, Isa::avx512, kPopcountMinMacsAvx512 - 1), ConvAlgorithm::u8);
-    EXPECT_EQ(pick(KernelChoice::automatic, s, 2, 2, Isa::avx2, kResNetLayer), ConvAlgorithm::u8);
+    // avx2: the table kernels, from 64 output channels per group and while their 16-bit sums fit.
+    EXPECT_EQ(pick(KernelChoice::automatic, s, 2, 2, Isa::avx2, kResNetLayer), ConvAlgorithm::popcount);
+    EXPECT_EQ(pick(KernelChoice::automatic, s, 2, 2, Isa::avx2, kFashionLayer, true, 32, 32 * 9), ConvAlgorithm::u8);
+    EXPECT_EQ(pick(KernelChoice::automatic, s, 2, 2, Isa::avx2, kFashionLayer, true, 64, 64 * 9), ConvAlgorithm::popcount);
+    EXPECT_EQ(pick(KernelChoice::automatic, s, 2, 2, Isa::avx2, kResNetLayer, true, 512, 21845), ConvAlgorithm::popcount);
+    EXPECT_EQ(pick(KernelChoice::automatic, s, 2, 2, Isa::avx2, kResNetLayer, true, 512, 21846), ConvAlgorithm::u8);
+    EXPECT_EQ(pick(KernelChoice::automatic, s, 1, 4, Isa::avx2, kResNetLayer, true, 512, 512 * 9), ConvAlgorithm::u8);
     EXPECT_EQ(pick(KernelChoice::automatic, s, 2, 2, Isa::arm64, kFashionLayer), ConvAlgorithm::popcount);
     EXPECT_EQ(pick(KernelChoice::automatic, s, 4, 4, Isa::avx512, kResNetLayer), ConvAlgorithm::u8);  // 16 pairs
 }

@@ -134,8 +134,10 @@ void Session::Impl::plan(int new_batch) {
         case Op::conv: {
             const TensorSpec& in = m.tensor(l.inputs[0]);
             const bool zero_pad = std::all_of(l.pad_values.begin(), l.pad_values.end(), [](int v) { return v == 0; });
+            const TensorSpec& out = m.tensor(l.output);
             const ConvAlgorithm a = choose_conv_algorithm(
-                options.kernels, {l.encoding, l.weight_bits, in.bits, zero_pad, isa, m.macs(l)});
+                options.kernels, {l.encoding, l.weight_bits, in.bits, zero_pad, isa, m.macs(l), out.c / l.groups,
+                                  int64_t(in.c / l.groups) * l.kernel_h * l.kernel_w});
             s.kind = a == ConvAlgorithm::popcount ? Kind::conv_popcount : Kind::conv_u8;
             break;
         }
