@@ -24,7 +24,16 @@
 namespace halibit {
 namespace {
 
-constexpr int kVectors = 2;  // 64 output channels per tile: PackedWeights pads to 64
+// Output-channel vectors (32 channels each) and pixels per tile, by weight planes: the byte
+// accumulators (pixels x planes x vectors), the weight vectors (planes x vectors), a table and a
+// shuffle result fill the 16 ymm registers (more spills the accumulators: measured slower).
+// W1 and W2 take 64 channels (6 and 2 pixels); W3 and W4 32 channels, so that 3 and 2 pixels
+// share each weight load: W4A4 1.5x faster than 64 channels x 1 pixel, while W2 at 32 channels
+// x 5 pixels was 3% slower than 64 x 2 (docs/kernels.md).
+template <int BITS>
+constexpr int kVectors = BITS <= 2 ? 2 : 1;
+template <int BITS>
+constexpr int kPixels = BITS == 1 ? 6 : BITS == 2 ? 2 : BITS == 3 ? 3 : 2;
 constexpr int kMaxTaps = 64;
 
 // Activation planes per bitserial lookup, and lookups per step (A <= 4).
@@ -125,21 +134,21 @@ void tile(const Job& j, int n, int g, int q0) {
         xs[p] = (q0 + p) % j.out_w;
         window[p] = &j.offsets[(j.pixel(n, ys[p] * j.stride - j.pad, xs[p] * j.stride - j.pad) * j.in->groups + g) * words * L * 16];
     }
-    for (int cb = 0; cb < cog; cb += 32 * kVectors) {
+    for (int cb = 0; cb < cog; cb += 32 * kVectors<BITS>) {
         // Byte accumulators, flushed every F steps into 16-bit ones (even and odd bytes apart).
         // The 16-bit ones live in memory (stores at each flush) so that the registers hold the
         // byte accumulators.
-        __m256i acc[P][BITS][kVectors];
-        alignas(32) uint16_t even[P][BITS][kVectors][16] = {}, odd[P][BITS][kVectors][16] = {};
+        __m256i acc[P][BITS][kVectors<BITS>];
+        alignas(32) uint16_t even[P][BITS][kVectors<BITS>][16] = {}, odd[P][BITS][kVectors<BITS>][16] = {};
         for (int p = 0; p < P; p++)
             for (int i = 0; i < BITS; i++)
-                for (int v = 0; v < kVectors; v++) acc[p][i][v] = _mm256_setzero_si256();
+                for (int v = 0; v < kVectors<BITS>; v++) acc[p][i][v] = _mm256_setzero_si256();
         int steps = 0;
         // A macro, not a lambda: captured by reference, GCC keeps the accumulators on the stack.
 #define HALIBIT_FLUSH                                                                                            \
     for (int p = 0; p < P; p++)                                                                                 \
         for (int i = 0; i < BITS; i++)                                                                          \
-            for (int v = 0; v < kVectors; v++) {                                                                \
+            for (int v = 0; v < kVectors<BITS>; v++) {                                                                \
                 add16(even[p][i][v], _mm256_and_si256(acc[p][i][v], low_bytes));                                 \
                 add16(odd[p][i][v], _mm256_srli_epi16(acc[p][i][v], 8));                                          \
                 acc[p][i][v] = _mm256_setzero_si256();                                                          \
@@ -154,9 +163,9 @@ void tile(const Job& j, int n, int g, int q0) {
                     const uint8_t* wk = w.nibbles.data() +
                                         ((((size_t(g) * KH + ky) * KW + kx) * words + k) * 16) * BITS * cp + cb;
                     for (int m = 0; m < 16; m++) {
-                        __m256i wv[BITS][kVectors];
+                        __m256i wv[BITS][kVectors<BITS>];
                         for (int i = 0; i < BITS; i++)
-                            for (int v = 0; v < kVectors; v++)
+                            for (int v = 0; v < kVectors<BITS>; v++)
                                 wv[i][v] = _mm256_loadu_si256(
                                     reinterpret_cast<const __m256i*>(wk + (size_t(m) * BITS + i) * cp + 32 * v));
                         for (int l = 0; l < L; l++)
@@ -164,7 +173,7 @@ void tile(const Job& j, int n, int g, int q0) {
                                 const __m256i t = _mm256_broadcastsi128_si256(
                                     _mm_load_si128(reinterpret_cast<const __m128i*>(table_bytes + off[p][l * 16 + m])));
                                 for (int i = 0; i < BITS; i++)
-                                    for (int v = 0; v < kVectors; v++)
+                                    for (int v = 0; v < kVectors<BITS>; v++)
                                         acc[p][i][v] = _mm256_add_epi8(acc[p][i][v], _mm256_shuffle_epi8(t, wv[i][v]));
                             }
                         if (++steps == F) {
@@ -175,13 +184,13 @@ void tile(const Job& j, int n, int g, int q0) {
         HALIBIT_FLUSH
 #undef HALIBIT_FLUSH
         // Epilogue, 8 channels at a time: byte lane b of vector v is channel cb + 32 v + b.
-        const int C = w.out_channels, cpg = w.in_channels_per_group, cend = std::min(cog - cb, 32 * kVectors);
+        const int C = w.out_channels, cpg = w.in_channels_per_group, cend = std::min(cog - cb, 32 * kVectors<BITS>);
         for (int p = 0; p < P; p++) {
             const int y = ys[p], x = xs[p];
             int32_t* o = j.out + ((size_t(n) * j.out_h + y) * j.out_w + x) * C + size_t(g) * cog + cb;
-            alignas(32) int32_t sums[BITS][32 * kVectors];
+            alignas(32) int32_t sums[BITS][32 * kVectors<BITS>];
             for (int i = 0; i < BITS; i++)
-                for (int v = 0; v < kVectors; v++) {
+                for (int v = 0; v < kVectors<BITS>; v++) {
                     // unpacklo: channels 0-7 | 16-23, unpackhi: 8-15 | 24-31 (per 128-bit lane).
                     const __m256i e = load16(even[p][i][v]), o16 = load16(odd[p][i][v]);
                     const __m256i lo = _mm256_unpacklo_epi16(e, o16), hi = _mm256_unpackhi_epi16(e, o16);
@@ -233,11 +242,6 @@ void tile(const Job& j, int n, int g, int q0) {
     }
 }
 
-// Pixels per tile: accumulators P x BITS x 2 vectors, plus the weight vectors, a table and a
-// shuffle result, in 16 registers (more spills the accumulators: measured slower).
-template <int BITS>
-constexpr int kPixels = BITS == 1 ? 6 : BITS == 2 ? 2 : 1;
-
 // The tail (fewer than P pixels) as one narrower tile.
 template <int P, int BITS>
 void tail(const Job& j, int n, int g, int q, int count) {
@@ -258,13 +262,14 @@ void pixels(const Job& j, int n, int g, int q0, int q1) {
     if (q < q1) tail<P - 1, BITS>(j, n, g, q, q1 - q);
 }
 
-// Tasks: blocks of kBlockTiles tiles of one image and group.
-constexpr int kBlockTiles = 8;
+// Tasks: blocks of kBlockPixels output pixels of one image and group, a multiple of every tile's
+// pixels (6, 2, 3, 2).
+constexpr int kBlockPixels = 48;
 
 int block_task(void*, int task, uint8_t* closure) {
     const Job& j = *reinterpret_cast<const Job*>(closure);
     const int G = j.in->groups, per_image = j.out_h * j.out_w;
-    const int block = kBlockTiles * kPixels<1>;  // pixels per task; a multiple of every P
+    const int block = kBlockPixels;
     const int blocks = (per_image + block - 1) / block;
     const int b = task % blocks, g = (task / blocks) % G, n = task / blocks / G;
     const int q0 = b * block, q1 = std::min(per_image, q0 + block);
@@ -290,7 +295,7 @@ void run(Job& j, ConvGeometry geo, int32_t* out) {
     const int growth = j.bconv ? 4 : 4 * ((1 << a.planes) - 1);  // a byte accumulator's growth per step
     j.flush_every = 255 / growth;
     build_offsets(j);
-    const int block = kBlockTiles * kPixels<1>, blocks = (j.out_h * j.out_w + block - 1) / block;
+    const int block = kBlockPixels, blocks = (j.out_h * j.out_w + block - 1) / block;
     halide_do_par_for(nullptr, block_task, 0, a.shape.n * a.groups * blocks, reinterpret_cast<uint8_t*>(&j));
 }
 
