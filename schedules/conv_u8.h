@@ -15,6 +15,7 @@
 // naive: the algorithm's loops, one output at a time (the `scalar` target).
 #pragma once
 #include "Halide.h"
+#include "channel_tile.h"
 
 namespace halibit {
 
@@ -65,11 +66,7 @@ inline void schedule_conv_u8(ConvU8Schedule& s, const std::string& schedule, con
     const ConvU8Layout& l = s.layout;
     const int lanes = target.natural_vector_size<int32_t>() / l.pair_lanes;  // output channels per vector
     const int tc = lanes * l.vectors, tp = l.pixels;
-    // Weights are padded to 64 output channels per group and channel tiles run unguarded.
-    if (tc > 64 || 64 % tc != 0)
-        throw std::runtime_error("conv_u8: tile_vectors=" + std::to_string(l.vectors) + " makes tiles of " +
-                                 std::to_string(tc) + " output channels on this target; they must divide 64, " +
-                                 "the multiple the weights are padded to");
+    check_channel_tile("conv_u8", l.vectors, tc);
 
     // Pixel tiles are grouped into balanced chunks of at most 32 tiles; a chunk runs through all
     // output-channel tiles, so each channel tile's weights are read once per chunk and reused for

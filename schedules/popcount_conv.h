@@ -16,6 +16,7 @@
 // naive: the algorithm's loops as written, one output at a time (the `scalar` target).
 #pragma once
 #include "Halide.h"
+#include "channel_tile.h"
 #include "../generators/output_stage.h"
 
 namespace halibit {
@@ -134,12 +135,7 @@ inline void schedule_popcount_conv(PopcountConvSchedule& s, const std::string& s
     // block cost more than the loop (docs/kernels.md).
     Expr kw = s.kernel_w, kh = s.kernel_h;
     for (Accumulator* a : accs) {
-        // Weights are padded to 64 output channels per group and channel tiles run unguarded.
-        const int channels = lanes * a->tile.vectors;
-        if (channels > 64 || 64 % channels != 0)
-            throw std::runtime_error("tile_vectors=" + std::to_string(a->tile.vectors) + " makes tiles of " +
-                                     std::to_string(channels) + " output channels on this target; they must divide " +
-                                     "64, the multiple the weights are padded to");
+        check_channel_tile("popcount_conv", a->tile.vectors, lanes * a->tile.vectors);
         std::vector<Expr> kernels;
         if (!target.has_feature(Target::AVX512) && a->plane_rvars.empty())
             kernels = {kw == 3 && kh == 3, kw == 1 && kh == 1};

@@ -11,8 +11,13 @@
 
 namespace halibit {
 
-// True if the table kernels handle this convolution: x86 builds, and sums that fit their 16-bit
-// accumulators (channels per group x taps x largest code <= 65535).
+// The table kernels' sums fit their 16-bit accumulators: window (input channels per group x
+// taps) x largest code <= 65535. Also the kernel choice table's rule (kernel_choice.h).
+inline constexpr bool table_sums_fit(int64_t window, int activation_bits) {
+    return window * ((int64_t(1) << activation_bits) - 1) <= 65535;
+}
+
+// True if the table kernels handle this convolution: x86 builds, and sums that fit.
 bool popcount_table_fits(const PackedActivations& in, const PackedWeights& w);
 
 // int32 accumulators, NHWC, as halibit_bconv_int32 / halibit_bitserial_conv_int32 compute them.

@@ -8,8 +8,9 @@
 // activation planes j = 2l, 2l + 1 at once, T[w] = 4^l (popcount(a_2l & w) + 2 popcount(a_2l+1 & w)),
 // the sum of those planes' codes over the channels that w selects; so A2 needs one lookup per
 // weight plane, A3 and A4 two. Summed over the window that is S_i = sum of w_i-bit x code, the
-// sum the Halide kernel builds from popcount(w_i & a_j). Byte accumulators are flushed into 16-bit ones (even and odd bytes apart)
-// before they can overflow; the epilogue applies the encoding's coefficients.
+// sum the Halide kernel builds from popcount(w_i & a_j). Byte accumulators are flushed into
+// 16-bit ones (even and odd bytes apart) before they can overflow; the epilogue applies the
+// encoding's coefficients.
 #include <immintrin.h>
 
 #include <HalideRuntime.h>
@@ -302,9 +303,8 @@ void run(Job& j, ConvGeometry geo, int32_t* out) {
 }  // namespace
 
 bool popcount_table_fits(const PackedActivations& in, const PackedWeights& w) {
-    const long max_code = (1L << in.planes) - 1;
-    const long taps = long(w.kernel_h) * w.kernel_w;
-    return long(w.in_channels_per_group) * taps * max_code <= 65535 && taps <= kMaxTaps && !w.nibbles.empty();
+    const int taps = w.kernel_h * w.kernel_w;
+    return table_sums_fit(int64_t(w.in_channels_per_group) * taps, in.planes) && taps <= kMaxTaps && !w.nibbles.empty();
 }
 
 void bconv_table_avx2(const PackedActivations& in, const PackedWeights& w, BConvOptions o, int32_t* out) {
