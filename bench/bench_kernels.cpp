@@ -2,7 +2,8 @@
 // ResNet-18 layer shapes, batch 1, in one binary so every ratio comes from one run.
 //
 // Names: conv/<engine>/<layer>/threads:<n>. halibit engines force their target
-// (bconv_w1a1_avx512, bitserial_w2a2_avx2, bitserial_w4a4_avx2, u8_w8a8_avx512, ...); the time of a halibit popcount
+// (bconv_w1a1_avx512, bitserial_w2a2_avx2, bitserial_w4a4_avx2, u8_w8a8_avx512, lut_w2a2_avx2:
+// activation tables, lut_pairwise_w2a2_avx2: DeepGEMM's products, ...); the time of a halibit popcount
 // kernel includes packing its input activations, and its output is requantized codes, like
 // oneDNN's u8 output (u8_w8a8: uint8 codes in, 8-bit codes out, no packing).
 // After the run, a summary prints time(onednn_u8s8) / time(engine) per layer and the geometric
@@ -144,6 +145,44 @@ struct HalibitConvU8 {
     }
 };
 
+// lut_conv: codes in (the algorithm reads plain NHWC codes, nothing to pack), signed weights
+// prepared once (binary at W1), requantized A-bit codes out.
+struct HalibitLut {
+    LutAlgorithm algorithm;
+    int wbits, abits;
+    Isa isa;
+
+    void operator()(benchmark::State& state, const ConvShape& s, int threads) const {
+        if (!use_isa(state, isa, threads)) return;
+        std::mt19937 rng(1);
+        const WeightEncoding enc = wbits == 1 ? WeightEncoding::binary : WeightEncoding::signed_;
+        std::vector<uint8_t> codes(size_t(s.height) * s.width * s.in_channels);
+        for (auto& c : codes) c = uint8_t(rng() & ((1u << abits) - 1));
+        std::vector<int8_t> w(size_t(s.out_channels) * s.kernel * s.kernel * s.in_channels);
+        for (auto& v : w) {
+            const int lo = encoding_min(enc, wbits), hi = encoding_max(enc, wbits);
+            do v = int8_t(lo + int(rng() % unsigned(hi - lo + 1)));
+            while (!encoding_contains(enc, wbits, v));
+        }
+        const LutWeights lw = prepare_lut_weights(algorithm, w.data(), s.out_channels, s.kernel, s.kernel, s.in_channels, 1,
+                                                  enc, wbits);
+        Requantization rq;
+        rq.shift = 16;
+        rq.out_bits = abits;
+        rq.multiplier.assign(s.out_channels, 1 << 10);
+        rq.bias.assign(s.out_channels, 0);
+        const ActivationShape in_shape{1, s.height, s.width, s.in_channels};
+        std::vector<uint8_t> out(size_t(conv_out_size(s.height, s.kernel, s.stride, s.pad)) *
+                                 conv_out_size(s.width, s.kernel, s.stride, s.pad) * s.out_channels);
+        const ConvGeometry geo{s.stride, s.pad};
+        timed_loop(state, s, [&] {
+            lut_conv(codes.data(), in_shape, abits, lw, geo, rq, out.data());
+            benchmark::DoNotOptimize(out.data());
+        });
+        force_isa(Isa::automatic);
+    }
+};
+
 void onednn(benchmark::State& state, const ConvShape& s, int threads) {
     OneDnnConvU8S8 conv(s, threads);
     timed_loop(state, s, [&] { conv.run(); });
@@ -167,6 +206,12 @@ void register_all() {
         engines.push_back({"bitserial_w2a2" + suffix, HalibitConv{HalibitConv::bitserial, 2, 2, isa}});
         engines.push_back({"bitserial_w4a4" + suffix, HalibitConv{HalibitConv::bitserial, 4, 4, isa}});
         engines.push_back({"u8_w8a8" + suffix, HalibitConvU8{isa}});
+        // lut_: the activation tables (T-MAC); lut_pairwise_: DeepGEMM's product table.
+        for (auto [w, a] : {std::pair{2, 2}, {1, 2}, {2, 8}, {4, 8}, {4, 4}})
+            engines.push_back({"lut_w" + std::to_string(w) + "a" + std::to_string(a) + suffix,
+                               HalibitLut{LutAlgorithm::activation_table, w, a, isa}});
+        engines.push_back({"lut_pairwise_w2a2" + suffix, HalibitLut{LutAlgorithm::pairwise, 2, 2, isa}});
+        engines.push_back({"lut_pairwise_w1a2" + suffix, HalibitLut{LutAlgorithm::pairwise, 1, 2, isa}});
     }
     // The autoscheduler baseline (Li2018) of the same algorithm, on the best x86 ISA.
     engines.push_back({"bitserial_w2a2_auto",

@@ -2,6 +2,7 @@
 """Schedule experiments: compile generator variants, check them bit-exact, time them, rank them.
 
     bench/sweep.py --family bitserial_conv --isa avx2 --param tile_vectors=1,2 --param tile_pixels=4,7
+    bench/sweep.py --family lut_conv --algorithm activation_table --bits 2,2 --isa avx2 --param tile_pixels=1,2,3
 
 Each combination of --param values is compiled straight from the host build's generator
 executable (build/generators/halibit_<family>_generator, output_kind=codes, one target: --isa's
@@ -36,7 +37,20 @@ FAMILIES = {
                        lambda w, a: f"bitserial_w{w}a{a}"),
     "bconv": ("halibit_bconv_codes", "halibit_test_kernels", "*BConv*", lambda w, a: "bconv_w1a1"),
     "conv_u8": ("halibit_conv_u8_codes", "halibit_test_conv_u8", "ConvU8*", lambda w, a: "u8_w8a8"),
+    # --algorithm picks the library and engine (see family_row).
+    "lut_conv": ("halibit_lut_{algorithm}_codes", "halibit_test_lut_conv", "LutConv.*",
+                 lambda w, a: f"lut_w{w}a{a}"),
 }
+
+
+def family_row(args):
+    """(library, test binary, gtest filter, engine) of the family, with lut_conv's --algorithm applied."""
+    lib, binary, test_filter, engine = FAMILIES[args.family]
+    if args.family == "lut_conv":
+        lib = lib.format(algorithm=args.algorithm)
+        if args.algorithm == "pairwise":
+            return lib, binary, test_filter, lambda w, a: f"lut_pairwise_w{w}a{a}"
+    return lib, binary, test_filter, engine
 
 
 def targets() -> dict[str, str]:
@@ -57,6 +71,8 @@ def compile_variant(args, name: str, params: dict, autoschedule: bool) -> str:
     os.makedirs(out, exist_ok=True)
     cmd = [gen, "-g", args.family, "-f", name, "-e", "object,stmt,assembly,c_header", "-o", out,
            f"target={targets()[args.isa]}-no_runtime", "output_kind=codes"]
+    if args.family == "lut_conv":
+        cmd.append(f"algorithm={args.algorithm}")
     if autoschedule:
         cmd[1:1] = ["-p", AUTOSCHEDULER, "-s", "Li2018"]
         cmd.append("auto_schedule=true")
@@ -76,12 +92,12 @@ AUTO_ROW = ("halibit_bitserial_conv_auto", "halibit_test_kernels", "BitserialCon
 
 
 def override_env(args, so: str | None, name: str, auto: bool) -> dict[str, str]:
-    lib = AUTO_ROW[0] if auto else FAMILIES[args.family][0]
+    lib = AUTO_ROW[0] if auto else family_row(args)[0]
     return {"HALIBIT_KERNEL_OVERRIDE": f"{lib}={so}:{name}_argv"} if so else {}
 
 
 def bit_exact(args, so: str | None, name: str, auto: bool) -> tuple[bool, str]:
-    _, binary, test_filter, _ = AUTO_ROW if auto else FAMILIES[args.family]
+    _, binary, test_filter, _ = AUTO_ROW if auto else family_row(args)
     r = run([os.path.join(args.build, "tests", binary), f"--gtest_filter={test_filter}", "--gtest_brief=1"],
             env={**override_env(args, so, name, auto), "HALIBIT_ISA": args.isa})
     lines = (r.stdout + r.stderr).splitlines()
@@ -91,7 +107,7 @@ def bit_exact(args, so: str | None, name: str, auto: bool) -> tuple[bool, str]:
 
 def benchmark(args, rows) -> dict[str, dict[str, float]]:
     """label -> layer -> fastest time in seconds, every row timed interleaved in one run."""
-    base = FAMILIES[args.family][3](*args.bits) + "_" + args.isa
+    base = family_row(args)[3](*args.bits) + "_" + args.isa
     variants_file = os.path.join(args.work, "variants.txt")
     engines = [base]
     with open(variants_file, "w") as f:
@@ -99,7 +115,7 @@ def benchmark(args, rows) -> dict[str, dict[str, float]]:
             if so is None:
                 continue
             engine = AUTO_ROW[3] if auto else base
-            library = AUTO_ROW[0] if auto else FAMILIES[args.family][0]
+            library = AUTO_ROW[0] if auto else family_row(args)[0]
             f.write(f"{label} {engine} {library} {so} {name}_argv\n")
             engines.append(re.escape(f"{engine}@{label}"))
     out = os.path.join(args.work, "bench.json")
@@ -128,7 +144,10 @@ def main(argv=None) -> int:
     p.add_argument("--isa", default="avx2", choices=("avx512", "avx2", "scalar"))
     p.add_argument("--param", action="append", default=[], metavar="NAME=V1,V2",
                    help="a generator parameter and the values to try (repeatable; the sweep is their product)")
-    p.add_argument("--bits", default="2,2", help="W,A of the benchmarked bitserial_conv engine: 2,2 or 4,4 (default %(default)s)")
+    p.add_argument("--bits", default="2,2", help="W,A of the benchmarked engine: bitserial_conv 2,2 or 4,4; lut_conv "
+                   "2,2 1,2 2,8 4,8 4,4 (pairwise: 2,2 1,2) (default %(default)s)")
+    p.add_argument("--algorithm", default="activation_table", choices=("activation_table", "pairwise"),
+                   help="lut_conv's algorithm (default %(default)s)")
     p.add_argument("--no-autoschedule", action="store_true", help="leave out the Li2018 row (bitserial_conv W2A2)")
     p.add_argument("--build", default=os.path.join(ROOT, "build"))
     p.add_argument("--work", default=None, help="where variants go (default BUILD/sweep)")
@@ -139,6 +158,10 @@ def main(argv=None) -> int:
     args.work = args.work or os.path.join(args.build, "sweep")
     if args.family == "bitserial_conv" and args.bits not in ((2, 2), (4, 4)):
         p.error("--bits: halibit-bench-kernels has bitserial_conv engines for 2,2 and 4,4")
+    lut_bits = ((2, 2), (1, 2)) if args.algorithm == "pairwise" else ((2, 2), (1, 2), (2, 8), (4, 8), (4, 4))
+    if args.family == "lut_conv" and args.bits not in lut_bits:
+        p.error(f"--bits: halibit-bench-kernels has {args.algorithm} lut_conv engines for "
+                + " ".join(f"{w},{a}" for w, a in lut_bits))
 
     flags = {"avx512": "avx512f", "avx2": "avx2"}
     if args.isa in flags and flags[args.isa] not in open("/proc/cpuinfo").read().split():
@@ -177,7 +200,7 @@ def main(argv=None) -> int:
     def geomean(t):
         return math.exp(sum(math.log(t[l]) for l in LAYERS_3X3) / len(LAYERS_3X3)) if all(l in t for l in LAYERS_3X3) else math.inf
 
-    engine = FAMILIES[args.family][3](*args.bits)
+    engine = family_row(args)[3](*args.bits)
     print(f"\n{args.family} ({engine}), {args.isa}, 1 thread, microseconds; geomean over the 3x3 layers; "
           "speed-up against the shipped kernel")
     print(f"| variant | bit-exact | {' | '.join(LAYERS)} | geomean 3x3 | vs shipped |")

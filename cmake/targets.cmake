@@ -61,12 +61,20 @@ function(halibit_add_kernel LIB)
                        ${extra}
                        ${runtime_args}
                        STMT ${LIB}.stmt ASSEMBLY ${LIB}.s)
+    list(LENGTH targets n_targets)
+    if (n_targets GREATER 1)
+        # A multi-target library writes one .s and .stmt per target (<lib>-<target>.s), not the
+        # declared <lib>.s and <lib>.stmt; without these two files every build regenerated
+        # every kernel.
+        add_custom_command(OUTPUT ${CMAKE_CURRENT_BINARY_DIR}/${LIB}.s APPEND
+                           COMMAND ${CMAKE_COMMAND} -E touch ${CMAKE_CURRENT_BINARY_DIR}/${LIB}.s
+                                   ${CMAKE_CURRENT_BINARY_DIR}/${LIB}.stmt)
+    endif ()
     if (NOT runtime)
         set_property(GLOBAL PROPERTY HALIBIT_HALIDE_RUNTIME ${LIB}.runtime)
     endif ()
     set_property(GLOBAL APPEND PROPERTY HALIBIT_KERNELS ${LIB})
     # One line per (kernel, isa) for the runtime's dispatch table.
-    list(LENGTH targets n_targets)
     foreach (t IN LISTS targets)
         halibit_isa_of("${t}" isa)
         if (n_targets EQUAL 1)

@@ -6,7 +6,9 @@ if (ARCH STREQUAL "arm64")
         "halibit_bitserial_conv_int32|.s|cnt"
         "halibit_bconv_int32|.s|cnt"
         "halibit_conv_u8_int32|.s|smull"
-        "halibit_conv_u8_codes|.s|smull")
+        "halibit_conv_u8_codes|.s|smull"
+        "halibit_lut_pairwise_int32|.s|tbl"
+        "halibit_lut_activation_table_int32|.s|tbl")
 else ()
     set(checks
         "halibit_bitserial_conv_int32|avx512_sapphirerapids|vpopcntq"
@@ -16,7 +18,11 @@ else ()
         "halibit_conv_u8_int32|avx512_sapphirerapids|vpdpbusd"
         "halibit_conv_u8_codes|avx512_sapphirerapids|vpdpbusd"
         "halibit_conv_u8_int32|fma-avx2-no_runtime|vpmaddwd"
-        "halibit_conv_u8_codes|fma-avx2-no_runtime|vpmaddwd")
+        "halibit_conv_u8_codes|fma-avx2-no_runtime|vpmaddwd"
+        "halibit_lut_pairwise_int32|avx512_cannonlake|vpshufb"
+        "halibit_lut_activation_table_int32|avx512_cannonlake|vpshufb"
+        "halibit_lut_pairwise_int32|fma-avx2-no_runtime|vpshufb"
+        "halibit_lut_activation_table_int32|fma-avx2-no_runtime|vpshufb")
 endif ()
 set(failed "")
 foreach (check IN LISTS checks)

@@ -1,5 +1,5 @@
 // The glue ops between convolutions (docs/model-format.md): residual add, pools, channel
-// shuffle. Memory-bound loops over codes; plain C++ the compiler vectorizes.
+// shuffle, each a Halide kernel (generators/); runtime/reference/glue.h holds their reference.
 #pragma once
 #include <cstddef>
 #include <cstdint>

@@ -131,4 +131,34 @@ void conv_u8(const uint8_t* codes_nhwc, const ActivationShape& in, const U8Weigh
              const uint8_t* pad_values, const Requantization& rq, uint8_t* codes_out_nhwc);
 ActivationShape conv_output_shape(const ActivationShape& in, const U8Weights& w, ConvGeometry g);
 
+// lut_conv: convolutions by table lookup on NHWC codes (generators/lut_conv_generator.cpp).
+//   pairwise (DeepGEMM): W <= 2 x A <= 2; the weights are indices into 4 integer levels, any
+//     codebook whose products with the codes fit int8 (|level| * (2^A - 1) <= 127 or 128).
+//   activation_table (T-MAC): W1..4 (binary, signed, odd) x A1..8.
+// Codes must be below 2^act_bits.
+enum class LutAlgorithm { pairwise, activation_table };
+const char* lut_algorithm_name(LutAlgorithm a);
+
+struct LutWeights {
+    LutAlgorithm algorithm = LutAlgorithm::activation_table;
+    int out_channels = 0, kernel_h = 0, kernel_w = 0, in_channels_per_group = 0, groups = 1;
+    int bits = 1;
+    std::vector<uint8_t> data;     // (c, k, b, kx, ky, g), runtime/src/lut_conv.cpp
+    std::vector<int32_t> levels;   // pairwise: the 4 levels; activation_table: plane shifts
+    int32_t activation_offset = 0; // activation_table: times the sum of the window's codes
+};
+// Weights of an encoding (OHWI values), for either algorithm; throws halibit::Error naming the
+// first value the encoding does not hold, or an algorithm the bit width does not fit.
+LutWeights prepare_lut_weights(LutAlgorithm algorithm, const int8_t* ohwi, int out_channels, int kernel_h, int kernel_w,
+                               int in_channels_per_group, int groups, WeightEncoding encoding, int bits);
+// Codebook weights for the pairwise algorithm: OHWI indices (below levels.size() <= 4) into
+// `levels`, any integers.
+LutWeights prepare_lut_codebook_weights(const uint8_t* indices_ohwi, int out_channels, int kernel_h, int kernel_w,
+                                        int in_channels_per_group, int groups, const std::vector<int32_t>& levels);
+ActivationShape conv_output_shape(const ActivationShape& in, const LutWeights& w, ConvGeometry g);
+void lut_conv(const uint8_t* codes_nhwc, const ActivationShape& in, int act_bits, const LutWeights& w, ConvGeometry g,
+              int32_t* out_nhwc);
+void lut_conv(const uint8_t* codes_nhwc, const ActivationShape& in, int act_bits, const LutWeights& w, ConvGeometry g,
+              const Requantization& rq, uint8_t* codes_out_nhwc);
+
 }  // namespace halibit

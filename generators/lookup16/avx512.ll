@@ -1,0 +1,68 @@
+; halibit_lookup16 for AVX-512: vpshufb on xmm, ymm and zmm (the table in every 128-bit lane).
+target datalayout = "e-m:e-p270:32:32-p271:32:32-p272:64:64-i64:64-f80:128-n8:16:32:64-S128"
+target triple = "x86_64-unknown-linux-gnu"
+
+; Lane semantics (every file): byte idx of the 16-byte little-endian table w0, w1, w2, w3.
+; idx must be below 16 (the vector versions do not mask it).
+define weak_odr i8 @halibit_lookup16(i8 %idx, i32 %w0, i32 %w1, i32 %w2, i32 %w3) nounwind readnone alwaysinline {
+  %i = and i8 %idx, 15
+  %q = lshr i8 %i, 2
+  %ishi = icmp uge i8 %q, 2
+  %lo = select i1 %ishi, i32 %w2, i32 %w0
+  %hi = select i1 %ishi, i32 %w3, i32 %w1
+  %odd = and i8 %q, 1
+  %isodd = icmp eq i8 %odd, 1
+  %word = select i1 %isodd, i32 %hi, i32 %lo
+  %k = and i8 %i, 3
+  %k32 = zext i8 %k to i32
+  %sh = shl i32 %k32, 3
+  %w = lshr i32 %word, %sh
+  %r = trunc i32 %w to i8
+  ret i8 %r
+}
+
+declare <16 x i8> @llvm.x86.ssse3.pshuf.b.128(<16 x i8>, <16 x i8>)
+declare <32 x i8> @llvm.x86.avx2.pshuf.b(<32 x i8>, <32 x i8>)
+declare <64 x i8> @llvm.x86.avx512.pshuf.b.512(<64 x i8>, <64 x i8>)
+define weak_odr <16 x i8> @halibit_lookup16x16(<16 x i8> %idx, <16 x i32> %v0, <16 x i32> %v1, <16 x i32> %v2, <16 x i32> %v3) nounwind readnone alwaysinline {
+  %w0 = extractelement <16 x i32> %v0, i32 0
+  %t0 = insertelement <4 x i32> undef, i32 %w0, i32 0
+  %w1 = extractelement <16 x i32> %v1, i32 0
+  %t1 = insertelement <4 x i32> %t0, i32 %w1, i32 1
+  %w2 = extractelement <16 x i32> %v2, i32 0
+  %t2 = insertelement <4 x i32> %t1, i32 %w2, i32 2
+  %w3 = extractelement <16 x i32> %v3, i32 0
+  %t3 = insertelement <4 x i32> %t2, i32 %w3, i32 3
+  %t16 = bitcast <4 x i32> %t3 to <16 x i8>
+  %t = shufflevector <16 x i8> %t16, <16 x i8> undef, <16 x i32> <i32 0, i32 1, i32 2, i32 3, i32 4, i32 5, i32 6, i32 7, i32 8, i32 9, i32 10, i32 11, i32 12, i32 13, i32 14, i32 15>
+  %r = call <16 x i8> @llvm.x86.ssse3.pshuf.b.128(<16 x i8> %t, <16 x i8> %idx)
+  ret <16 x i8> %r
+}
+define weak_odr <32 x i8> @halibit_lookup16x32(<32 x i8> %idx, <32 x i32> %v0, <32 x i32> %v1, <32 x i32> %v2, <32 x i32> %v3) nounwind readnone alwaysinline {
+  %w0 = extractelement <32 x i32> %v0, i32 0
+  %t0 = insertelement <4 x i32> undef, i32 %w0, i32 0
+  %w1 = extractelement <32 x i32> %v1, i32 0
+  %t1 = insertelement <4 x i32> %t0, i32 %w1, i32 1
+  %w2 = extractelement <32 x i32> %v2, i32 0
+  %t2 = insertelement <4 x i32> %t1, i32 %w2, i32 2
+  %w3 = extractelement <32 x i32> %v3, i32 0
+  %t3 = insertelement <4 x i32> %t2, i32 %w3, i32 3
+  %t16 = bitcast <4 x i32> %t3 to <16 x i8>
+  %t = shufflevector <16 x i8> %t16, <16 x i8> undef, <32 x i32> <i32 0, i32 1, i32 2, i32 3, i32 4, i32 5, i32 6, i32 7, i32 8, i32 9, i32 10, i32 11, i32 12, i32 13, i32 14, i32 15, i32 0, i32 1, i32 2, i32 3, i32 4, i32 5, i32 6, i32 7, i32 8, i32 9, i32 10, i32 11, i32 12, i32 13, i32 14, i32 15>
+  %r = call <32 x i8> @llvm.x86.avx2.pshuf.b(<32 x i8> %t, <32 x i8> %idx)
+  ret <32 x i8> %r
+}
+define weak_odr <64 x i8> @halibit_lookup16x64(<64 x i8> %idx, <64 x i32> %v0, <64 x i32> %v1, <64 x i32> %v2, <64 x i32> %v3) nounwind readnone alwaysinline {
+  %w0 = extractelement <64 x i32> %v0, i32 0
+  %t0 = insertelement <4 x i32> undef, i32 %w0, i32 0
+  %w1 = extractelement <64 x i32> %v1, i32 0
+  %t1 = insertelement <4 x i32> %t0, i32 %w1, i32 1
+  %w2 = extractelement <64 x i32> %v2, i32 0
+  %t2 = insertelement <4 x i32> %t1, i32 %w2, i32 2
+  %w3 = extractelement <64 x i32> %v3, i32 0
+  %t3 = insertelement <4 x i32> %t2, i32 %w3, i32 3
+  %t16 = bitcast <4 x i32> %t3 to <16 x i8>
+  %t = shufflevector <16 x i8> %t16, <16 x i8> undef, <64 x i32> <i32 0, i32 1, i32 2, i32 3, i32 4, i32 5, i32 6, i32 7, i32 8, i32 9, i32 10, i32 11, i32 12, i32 13, i32 14, i32 15, i32 0, i32 1, i32 2, i32 3, i32 4, i32 5, i32 6, i32 7, i32 8, i32 9, i32 10, i32 11, i32 12, i32 13, i32 14, i32 15, i32 0, i32 1, i32 2, i32 3, i32 4, i32 5, i32 6, i32 7, i32 8, i32 9, i32 10, i32 11, i32 12, i32 13, i32 14, i32 15, i32 0, i32 1, i32 2, i32 3, i32 4, i32 5, i32 6, i32 7, i32 8, i32 9, i32 10, i32 11, i32 12, i32 13, i32 14, i32 15>
+  %r = call <64 x i8> @llvm.x86.avx512.pshuf.b.512(<64 x i8> %t, <64 x i8> %idx)
+  ret <64 x i8> %r
+}

@@ -1,0 +1,23 @@
+; halibit_lookup16 for the plain x86-64 (scalar) target: no vector version.
+target datalayout = "e-m:e-p270:32:32-p271:32:32-p272:64:64-i64:64-f80:128-n8:16:32:64-S128"
+target triple = "x86_64-unknown-linux-gnu"
+
+; Lane semantics (every file): byte idx of the 16-byte little-endian table w0, w1, w2, w3.
+; idx must be below 16 (the vector versions do not mask it).
+define weak_odr i8 @halibit_lookup16(i8 %idx, i32 %w0, i32 %w1, i32 %w2, i32 %w3) nounwind readnone alwaysinline {
+  %i = and i8 %idx, 15
+  %q = lshr i8 %i, 2
+  %ishi = icmp uge i8 %q, 2
+  %lo = select i1 %ishi, i32 %w2, i32 %w0
+  %hi = select i1 %ishi, i32 %w3, i32 %w1
+  %odd = and i8 %q, 1
+  %isodd = icmp eq i8 %odd, 1
+  %word = select i1 %isodd, i32 %hi, i32 %lo
+  %k = and i8 %i, 3
+  %k32 = zext i8 %k to i32
+  %sh = shl i32 %k32, 3
+  %w = lshr i32 %word, %sh
+  %r = trunc i32 %w to i8
+  ret i8 %r
+}
+
