@@ -7,6 +7,7 @@ set -euo pipefail
 packages=(
     cmake ninja-build g++ make
     libhalide14-0-dev                       # Halide 14: generators, runtime, CMake helpers
+    llvm-14                                 # llvm-as: the lookup16 bitcode lut_conv links (generators/lookup16/)
     libgtest-dev libbenchmark-dev           # tests, benchmarks
     libdnnl-dev libxnnpack-dev libpthreadpool-dev  # int8 peers in the kernel benchmark
     g++-aarch64-linux-gnu qemu-user         # the arm64 stage and its tests
