@@ -115,18 +115,20 @@ struct HalibitConv {
     }
 };
 
-// conv_u8 (W8A8): uint8 codes in, int8 weights prepared once, 8-bit requantized codes out, like
-// oneDNN's u8s8 -> u8 convolution.
+// conv_u8: uint8 codes in, int8 weights prepared once, 8-bit requantized codes out, like
+// oneDNN's u8s8 -> u8 convolution. W8A8 (full-range codes and weights), or narrower (W4A4: codes
+// below 16, weights -8..7; vpmaddubsw on AVX2).
 struct HalibitConvU8 {
     Isa isa;
+    int wbits = 8, abits = 8;
 
     void operator()(benchmark::State& state, const ConvShape& s, int threads) const {
         if (!use_isa(state, isa, threads)) return;
         std::mt19937 rng(1);
         std::vector<uint8_t> codes(size_t(s.height) * s.width * s.in_channels);
-        for (auto& c : codes) c = uint8_t(rng());
+        for (auto& c : codes) c = uint8_t(rng() & ((1u << abits) - 1));
         std::vector<int8_t> w(size_t(s.out_channels) * s.kernel * s.kernel * s.in_channels);
-        for (auto& v : w) v = int8_t(rng());
+        for (auto& v : w) v = int8_t(int(rng() % (1u << wbits)) - (1 << (wbits - 1)));
         const U8Weights uw = prepare_u8_weights(w.data(), s.out_channels, s.kernel, s.kernel, s.in_channels, 1);
         Requantization rq;
         rq.shift = 16;
@@ -138,7 +140,7 @@ struct HalibitConvU8 {
                                  conv_out_size(s.width, s.kernel, s.stride, s.pad) * s.out_channels);
         const ConvGeometry geo{s.stride, s.pad};
         timed_loop(state, s, [&] {
-            conv_u8(codes.data(), in_shape, uw, geo, nullptr, rq, out.data());
+            conv_u8(codes.data(), in_shape, uw, geo, nullptr, rq, out.data(), abits);
             benchmark::DoNotOptimize(out.data());
         });
         force_isa(Isa::automatic);
@@ -206,6 +208,7 @@ void register_all() {
         engines.push_back({"bitserial_w2a2" + suffix, HalibitConv{HalibitConv::bitserial, 2, 2, isa}});
         engines.push_back({"bitserial_w4a4" + suffix, HalibitConv{HalibitConv::bitserial, 4, 4, isa}});
         engines.push_back({"u8_w8a8" + suffix, HalibitConvU8{isa}});
+        engines.push_back({"u8_w4a4" + suffix, HalibitConvU8{isa, 4, 4}});
         // lut_: the activation tables (T-MAC); lut_pairwise_: DeepGEMM's product table.
         for (auto [w, a] : {std::pair{2, 2}, {1, 2}, {2, 8}, {4, 8}, {4, 4}})
             engines.push_back({"lut_w" + std::to_string(w) + "a" + std::to_string(a) + suffix,

@@ -36,7 +36,8 @@ FAMILIES = {
     "bitserial_conv": ("halibit_bitserial_conv_codes", "halibit_test_kernels", "*BitserialConv*",
                        lambda w, a: f"bitserial_w{w}a{a}"),
     "bconv": ("halibit_bconv_codes", "halibit_test_kernels", "*BConv*", lambda w, a: "bconv_w1a1"),
-    "conv_u8": ("halibit_conv_u8_codes", "halibit_test_conv_u8", "ConvU8*", lambda w, a: "u8_w8a8"),
+    # --bits 4,4: the narrow library (vpmaddubsw on AVX2) and its engine.
+    "conv_u8": ("halibit_conv_u8_codes", "halibit_test_conv_u8", "ConvU8*", lambda w, a: f"u8_w{w}a{a}"),
     # --algorithm picks the library and engine (see family_row).
     "lut_conv": ("halibit_lut_{algorithm}_codes", "halibit_test_lut_conv", "LutConv.*",
                  lambda w, a: f"lut_w{w}a{a}"),
@@ -46,6 +47,8 @@ FAMILIES = {
 def family_row(args):
     """(library, test binary, gtest filter, engine) of the family, with lut_conv's --algorithm applied."""
     lib, binary, test_filter, engine = FAMILIES[args.family]
+    if args.family == "conv_u8" and args.bits != (8, 8):
+        lib = "halibit_conv_u8_narrow_codes"
     if args.family == "lut_conv":
         lib = lib.format(algorithm=args.algorithm)
         if args.algorithm == "pairwise":
@@ -73,6 +76,8 @@ def compile_variant(args, name: str, params: dict, autoschedule: bool) -> str:
            f"target={targets()[args.isa]}-no_runtime", "output_kind=codes"]
     if args.family == "lut_conv":
         cmd.append(f"algorithm={args.algorithm}")
+    if args.family == "conv_u8" and args.bits != (8, 8):
+        cmd.append("narrow=true")
     if autoschedule:
         cmd[1:1] = ["-p", AUTOSCHEDULER, "-s", "Li2018"]
         cmd.append("auto_schedule=true")
@@ -158,6 +163,10 @@ def main(argv=None) -> int:
     args.work = args.work or os.path.join(args.build, "sweep")
     if args.family == "bitserial_conv" and args.bits not in ((2, 2), (4, 4)):
         p.error("--bits: halibit-bench-kernels has bitserial_conv engines for 2,2 and 4,4")
+    if args.family == "conv_u8" and args.bits == (2, 2):
+        args.bits = (8, 8)  # the default --bits is bitserial_conv's
+    if args.family == "conv_u8" and args.bits not in ((8, 8), (4, 4)):
+        p.error("--bits: halibit-bench-kernels has conv_u8 engines for 8,8 and 4,4 (the narrow library)")
     lut_bits = ((2, 2), (1, 2)) if args.algorithm == "pairwise" else ((2, 2), (1, 2), (2, 8), (4, 8), (4, 4))
     if args.family == "lut_conv" and args.bits not in lut_bits:
         p.error(f"--bits: halibit-bench-kernels has {args.algorithm} lut_conv engines for "

@@ -33,6 +33,10 @@ public:
     // (schedules/conv_u8.h).
     GeneratorParam<int> tile_vectors{"tile_vectors", 0};
     GeneratorParam<int> tile_pixels{"tile_pixels", 0};
+    // Narrow weights (the runtime runs this library only when int16 sums are exact: W <= 7 x A8,
+    // W4A4, ...): on AVX2 the pairs go through vpmaddubsw and are summed in int16 over `chunk`
+    // channel blocks before widening (other targets: the same code as the normal library).
+    GeneratorParam<bool> narrow{"narrow", false};
 
     Input<Buffer<uint8_t>> input{"input", 4};        // (c, x, y, n)
     Input<Buffer<uint8_t>> pad_values{"pad_values", 1};  // (c)
@@ -47,13 +51,16 @@ public:
     // bool input rather than an expression of the shapes so that Halide substitutes it into the
     // specialised padded copy (dense loads without a channel clamp).
     Input<bool> whole_blocks{"whole_blocks"};
+    // Narrow library: channel blocks per int16 chunk (it divides the block count; every chunk's
+    // pair sums fit int16). Unused otherwise.
+    Input<int32_t> chunk{"chunk"};
     Output<Buffer<>> output{"output", 4};            // (c, g, p, n)
 
     void generate() {
         if (output_kind == OutputKind::packed) throw std::runtime_error("conv_u8: output_kind packed is not supported");
         Var c("c"), g("g"), p("p"), n("n"), ci("ci"), x("x"), y("y"), h("h");
 
-        ConvU8Layout layout = conv_u8_layout_for(get_target(), schedule);
+        ConvU8Layout layout = conv_u8_layout_for(get_target(), schedule, narrow);
         if (layout.vectors > 1 || layout.pixels > 1) {
             if (tile_vectors > 0) layout.vectors = tile_vectors;
             if (tile_pixels > 0) layout.pixels = tile_pixels;
@@ -104,8 +111,36 @@ public:
         wt(wr, c, ci, x, y, g) = cast(layout.weight_type, weights(wr, c, ci, x, y, g));
         Expr w = wt(h * R + rr, c, rcb, rkx, rky, g);
         Func acc("acc");
-        acc(h, c, g, p, n) = 0;
-        acc(h, c, g, p, n) += cast<int32_t>(a) * cast<int32_t>(w);
+        ConvU8Schedule s;
+        if (layout.int16_pairs) {
+            // pair(h, c, ...): the two products of channels 4 cb + 2 h + rp, one vpmaddubsw lane
+            // (Halide 14 matches a saturating sum of u8 x i8 products; with narrow weights it
+            // never saturates). acc16 sums `chunk` blocks of them in int16, acc per int32 lane.
+            RDom rp(0, 2, "rp");
+            Var cb("cb"), kx("kx"), ky("ky"), co("co");
+            Func pair("pair");
+            Expr pa = padded(4 * cb + 2 * h + rp, wx + kx, g, wy + ky, n);
+            Expr pw = weights(2 * h + rp, c, cb, kx, ky, g);
+            pair(h, c, g, p, n, cb, kx, ky) = cast<int16_t>(0);
+            pair(h, c, g, p, n, cb, kx, ky) = saturating_add(pair(h, c, g, p, n, cb, kx, ky),
+                                                             cast<int16_t>(pa) * cast<int16_t>(pw));
+            RDom r16(0, chunk, "r16");
+            Func acc16("acc16");
+            acc16(h, c, g, p, n, co, kx, ky) = cast<int16_t>(0);
+            acc16(h, c, g, p, n, co, kx, ky) += pair(h, c, g, p, n, co * chunk + r16, kx, ky);
+            RDom r32(0, weights.dim(2).extent() / chunk, 0, kw, 0, kh, "r32");
+            acc(h, c, g, p, n) = 0;
+            acc(h, c, g, p, n) += cast<int32_t>(acc16(h, c, g, p, n, r32[0], r32[1], r32[2]));
+            s.pair = pair;
+            s.acc16 = acc16;
+            s.rp = rp;
+            s.r16 = r16;
+            s.r32 = {r32[0], r32[1], r32[2]};
+            s.cb = cb;
+        } else {
+            acc(h, c, g, p, n) = 0;
+            acc(h, c, g, p, n) += cast<int32_t>(a) * cast<int32_t>(w);
+        }
 
         Expr total = acc(0, c, g, p, n);
         for (int i = 1; i < H; i++) total += acc(i, c, g, p, n);
@@ -124,7 +159,6 @@ public:
         weights.dim(0).set_bounds(0, 4).set_stride(1);
         weights.dim(1).set_stride(4);
 
-        ConvU8Schedule s;
         s.output = result;
         s.acc = acc;
         s.padded = padded;

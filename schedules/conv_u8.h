@@ -6,6 +6,9 @@
 // reduction, which Halide 14 turns into one instruction per vector:
 //   - AVX-512 (avx512_sapphirerapids): VectorReduce(add, 4) of i32(widening_mul(u8, i8)) with the
 //     accumulator as init = vpdpbusd; a tile of 4 zmm (64 channels) x 7 pixels.
+//   - AVX2, narrow weights (the conv_u8_narrow library): lanes (half, channel) of int16, one
+//     vpmaddubsw per 32 products (its pair sums cannot saturate with such weights), vpaddw into
+//     int16 sums over `chunk` channel blocks, widened to int32 once per chunk and tap.
 //   - AVX2: lanes are (half, channel): the two pairs of a 4-channel block go to two adjacent i32
 //     lanes, VectorReduce(add, 2) of i32(widening_mul(i16, i16)) = vpmaddwd (+ vpaddd); the halves
 //     are added once per output. Activations are widened to int16 once, in the padded copy, and
@@ -29,19 +32,25 @@ struct ConvU8Layout {
     bool weight_tile_copy = false;  // copy each channel tile's weights (converted) once per task
     int vectors = 1;     // output-channel vectors in the register tile
     int pixels = 1;      // output pixels in the register tile
+    bool int16_pairs = false;  // narrow AVX2: vpmaddubsw pairs summed in int16 (acc16) per chunk
 };
 
 inline bool conv_u8_is_scalar(const Target& t) { return t.arch == Target::X86 && !t.has_feature(Target::SSE41); }
 
-inline ConvU8Layout conv_u8_layout_for(const Target& t, const std::string& schedule) {
+inline ConvU8Layout conv_u8_layout_for(const Target& t, const std::string& schedule, bool narrow = false) {
     if (schedule == "naive" || conv_u8_is_scalar(t)) return {1, UInt(8), Int(8), false, 1, 1};
     if (t.arch == Target::X86 && t.has_feature(Target::AVX512_SapphireRapids)) return {1, UInt(8), Int(8), false, 4, 7};
+    if (t.arch == Target::X86 && narrow) return {2, UInt(8), Int(8), false, 4, 5, true};
     if (t.arch == Target::X86) return {2, Int(16), Int(16), true, 2, 5};
     return {2, Int(16), Int(16), true, 2, 6};
 }
 
 struct ConvU8Schedule {
     Func output, acc, padded, weights_tile, window;
+    Func pair, acc16;          // int16_pairs layouts
+    RVar rp, r16;
+    std::vector<RVar> r32;
+    Var cb;
     Var c, g, p, n, h, ci, x, y, wr;
     RVar rr, rcb, rkx, rky;
     Expr padded_channels;  // Cgp: the padded copy's channel extent
@@ -64,7 +73,9 @@ inline void schedule_conv_u8(ConvU8Schedule& s, const std::string& schedule, con
     if (schedule != "tuned") throw std::runtime_error("unknown schedule " + schedule);
 
     const ConvU8Layout& l = s.layout;
-    const int lanes = target.natural_vector_size<int32_t>() / l.pair_lanes;  // output channels per vector
+    // Output channels per vector: int32 lanes (int16 lanes for the vpmaddubsw pairs) over pairs.
+    const int lanes = (l.int16_pairs ? target.natural_vector_size<int16_t>() : target.natural_vector_size<int32_t>()) /
+                      l.pair_lanes;
     const int tc = lanes * l.vectors, tp = l.pixels;
     check_channel_tile("conv_u8", l.vectors, tc);
 
@@ -89,20 +100,45 @@ inline void schedule_conv_u8(ConvU8Schedule& s, const std::string& schedule, con
 
     s.window.compute_root();
 
-    // The accumulator tile, in registers: every loop around an access to it is unrolled.
-    s.acc.compute_at(s.output, poi)
-        .bound_extent(h, l.pair_lanes)
-        .bound_extent(c, tc)
-        .bound_extent(p, tp)
-        .reorder(h, c, p);
-    Stage upd = s.acc.update();
-    upd.reorder(s.rr, h, c, p, s.rcb, s.rkx, s.rky).atomic().vectorize(s.rr);
-    if (l.pair_lanes > 1) {
-        s.acc.vectorize(h);
-        upd.vectorize(h);
+    if (l.int16_pairs) {
+        // Three register tiles of lanes (h, c), every loop around them unrolled: the int32 sums
+        // (per chunk and tap), the int16 sums of a chunk, and one block's vpmaddubsw pairs.
+        auto tile = [&](Func f) {
+            f.bound_extent(h, 2).bound_extent(c, tc).bound_extent(p, tp).reorder(h, c, p).vectorize(h)
+                .vectorize(c, lanes).unroll(c).unroll(p);
+        };
+        auto tile_update = [&](Stage st) { st.vectorize(h).vectorize(c, lanes).unroll(c).unroll(p); };
+        tile(s.acc);
+        s.acc.compute_at(s.output, poi);
+        Stage u32 = s.acc.update();
+        u32.reorder(h, c, p, s.r32[0], s.r32[1], s.r32[2]);
+        tile_update(u32);
+        tile(s.acc16);
+        s.acc16.compute_at(s.acc, s.r32[0]);
+        Stage u16 = s.acc16.update();
+        u16.reorder(h, c, p, s.r16);
+        tile_update(u16);
+        tile(s.pair);
+        s.pair.compute_at(s.acc16, s.r16);
+        Stage up = s.pair.update();
+        up.reorder(s.rp, h, c, p).atomic(true).vectorize(s.rp);
+        tile_update(up);
+    } else {
+        // The accumulator tile, in registers: every loop around an access to it is unrolled.
+        s.acc.compute_at(s.output, poi)
+            .bound_extent(h, l.pair_lanes)
+            .bound_extent(c, tc)
+            .bound_extent(p, tp)
+            .reorder(h, c, p);
+        Stage upd = s.acc.update();
+        upd.reorder(s.rr, h, c, p, s.rcb, s.rkx, s.rky).atomic().vectorize(s.rr);
+        if (l.pair_lanes > 1) {
+            s.acc.vectorize(h);
+            upd.vectorize(h);
+        }
+        s.acc.vectorize(c, lanes).unroll(c).unroll(p);
+        upd.vectorize(c, lanes).unroll(c).unroll(p);
     }
-    s.acc.vectorize(c, lanes).unroll(c).unroll(p);
-    upd.vectorize(c, lanes).unroll(c).unroll(p);
 
     // One channel tile's weights, converted, in a compact buffer (L1/L2) reused by all pixel tiles
     // of the task: the inner loop then reads them as memory operands.

@@ -19,6 +19,7 @@ else ()
         "halibit_conv_u8_codes|avx512_sapphirerapids|vpdpbusd"
         "halibit_conv_u8_int32|fma-avx2-no_runtime|vpmaddwd"
         "halibit_conv_u8_codes|fma-avx2-no_runtime|vpmaddwd"
+        "halibit_conv_u8_narrow_codes|fma-avx2-no_runtime|vpmaddubsw"
         "halibit_lut_pairwise_int32|avx512_cannonlake|vpshufb"
         "halibit_lut_activation_table_int32|avx512_cannonlake|vpshufb"
         "halibit_lut_pairwise_int32|fma-avx2-no_runtime|vpshufb"

@@ -12,18 +12,20 @@ struct U8Case {
     ConvCase conv;
     bool pad_values = false;  // nonzero per-channel pad values (else zero padding via nullptr)
     int out_bits = 8;
+    int act_bits = 8;         // codes (and pad values) below 2^act_bits
+    int max_abs_weight = 128; // weights in [-max, max - 1] (narrow ones take vpmaddubsw on AVX2)
 };
 
-ref::Tensor4<uint8_t> random_u8(int n, int h, int w, int c) {
+ref::Tensor4<uint8_t> random_u8(int n, int h, int w, int c, int bits = 8) {
     ref::Tensor4<uint8_t> t(n, h, w, c);
-    std::uniform_int_distribution<int> d(0, 255);
+    std::uniform_int_distribution<int> d(0, (1 << bits) - 1);
     for (auto& v : t.data) v = uint8_t(d(rng()));
     return t;
 }
 
-ref::Tensor4<int8_t> random_i8(int cout, int kh, int kw, int cin_g) {
+ref::Tensor4<int8_t> random_i8(int cout, int kh, int kw, int cin_g, int max_abs = 128) {
     ref::Tensor4<int8_t> t(cout, kh, kw, cin_g);
-    std::uniform_int_distribution<int> d(-128, 127);
+    std::uniform_int_distribution<int> d(-max_abs, max_abs - 1);
     for (auto& v : t.data) v = int8_t(d(rng()));
     return t;
 }
@@ -48,13 +50,14 @@ ref::Tensor4<int32_t> reference(const ref::Tensor4<uint8_t>& in, const ref::Tens
 void check_case(const U8Case& u, const ref::Tensor4<uint8_t>* codes_in = nullptr,
                 const ref::Tensor4<int8_t>* weights_in = nullptr) {
     const ConvCase& cc = u.conv;
-    SCOPED_TRACE(cc.name() + (u.pad_values ? " pad_values" : " zero_padding") + " out_bits " + std::to_string(u.out_bits));
+    SCOPED_TRACE(cc.name() + (u.pad_values ? " pad_values" : " zero_padding") + " out_bits " + std::to_string(u.out_bits) +
+                 " act_bits " + std::to_string(u.act_bits) + " weights +-" + std::to_string(u.max_abs_weight));
     const int cin_g = cc.cin / cc.groups;
-    auto codes = codes_in ? *codes_in : random_u8(cc.n, cc.h, cc.w, cc.cin);
-    auto weights = weights_in ? *weights_in : random_i8(cc.cout, cc.kernel, cc.kernel, cin_g);
+    auto codes = codes_in ? *codes_in : random_u8(cc.n, cc.h, cc.w, cc.cin, u.act_bits);
+    auto weights = weights_in ? *weights_in : random_i8(cc.cout, cc.kernel, cc.kernel, cin_g, u.max_abs_weight);
     std::vector<uint8_t> pads;
     if (u.pad_values) {
-        std::uniform_int_distribution<int> d(1, 255);
+        std::uniform_int_distribution<int> d(1, (1 << u.act_bits) - 1);
         for (int c = 0; c < cc.cin; c++) pads.push_back(uint8_t(d(rng())));
     }
     auto expected = reference(codes, weights, cc, pads);
@@ -66,13 +69,13 @@ void check_case(const U8Case& u, const ref::Tensor4<uint8_t>* codes_in = nullptr
     ASSERT_EQ(size_t(o.n) * o.h * o.w * o.c, expected.size());
 
     std::vector<int32_t> acc(expected.size(), -7);
-    conv_u8(codes.data.data(), shape, w, geo, pads.empty() ? nullptr : pads.data(), acc.data());
+    conv_u8(codes.data.data(), shape, w, geo, pads.empty() ? nullptr : pads.data(), acc.data(), u.act_bits);
     EXPECT_EQ(first_mismatch(expected.data, acc.data(), acc.size()), "") << "int32 output";
 
     auto rq = random_requantization(expected, u.out_bits);
     auto expected_codes = requantize_all(expected, rq);
     std::vector<uint8_t> out(expected.size(), 0xEE);
-    conv_u8(codes.data.data(), shape, w, geo, pads.empty() ? nullptr : pads.data(), rq, out.data());
+    conv_u8(codes.data.data(), shape, w, geo, pads.empty() ? nullptr : pads.data(), rq, out.data(), u.act_bits);
     EXPECT_EQ(first_mismatch(expected_codes.data, out.data(), out.size()), "") << "codes output";
 }
 
@@ -152,6 +155,28 @@ TEST_F(ConvU8, LargeKernelsAndStrides) {
     check_case({{1, 16, 17, 5, 9, 15, 1, 7, 1}, true, 8});
     for (int stride = 3; stride <= 8; stride++) {
         check_case({{1, 19, 20, 6, 10, 3, stride, 1, 2}, stride % 2 == 0, stride});
+    }
+}
+
+// Narrow weights and codes (the vpmaddubsw library on AVX2): W4A4, W7 x A8 at the int16 limit
+// (2 x 255 x 64 = 32640), W2A2; chunks of channel blocks from 1 (a prime block count) to 128.
+TEST_F(ConvU8, NarrowWeights) {
+    for (auto [act_bits, max_abs] : {std::pair{4, 8}, {8, 64}, {2, 2}, {8, 8}, {3, 4}}) {
+        int out_bits = 1;
+        for (const ConvCase& cc : conv_sweep()) {
+            check_case({cc, act_bits == 8, out_bits, act_bits, max_abs});
+            out_bits = out_bits % 8 + 1;
+        }
+        check_case({{1, 7, 7, 512, 64, 3, 1, 1, 1}, false, 4, act_bits, max_abs});  // 128 blocks
+        check_case({{1, 5, 6, 28, 70, 3, 1, 1, 1}, true, 8, act_bits, max_abs});    // 7 blocks
+        check_case({{1, 14, 14, 64, 64, 3, 1, 1, 1}, false, 8, act_bits, max_abs});
+    }
+    // The extremes: every code 255 (or 15) against -64 and 63 everywhere.
+    for (auto [act_bits, wv] : {std::pair{8, -64}, {8, 63}, {4, -8}, {4, 7}}) {
+        ConvCase cc{1, 5, 5, 64, 20, 3, 1, 1, 1};
+        ref::Tensor4<uint8_t> codes(1, 5, 5, 64, uint8_t((1 << act_bits) - 1));
+        ref::Tensor4<int8_t> w(20, 3, 3, 64, int8_t(wv));
+        check_case({cc, false, 8, act_bits, wv < 0 ? -wv : wv + 1}, &codes, &w);
     }
 }
 

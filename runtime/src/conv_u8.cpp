@@ -1,6 +1,7 @@
 // conv_u8: the 8-bit convolution path, a thin wrapper around the Halide kernels
 // halibit_conv_u8_int32 / halibit_conv_u8_codes (generators/conv_u8_generator.cpp).
 #include <algorithm>
+#include <cstdlib>
 #include <string>
 
 #include "kernel_args.h"
@@ -41,9 +42,21 @@ void check_shapes(const ActivationShape& s, const U8Weights& w, ConvGeometry g) 
         throw Error("conv_u8: weights were not made by prepare_u8_weights");
 }
 
+// The narrow library's chunk: the most channel blocks, dividing their count, whose int16 pair
+// sums stay exact (each pair sum is at most 2 x largest code x largest |w|); 0 when one pair
+// sum can already overflow int16 (W8 x A8).
+int narrow_chunk(const U8Weights& w, int max_code) {
+    const int64_t pair = 2 * int64_t(max_code) * w.max_abs_weight;
+    if (pair > 32767) return 0;
+    const int blocks = channel_blocks(w);
+    for (int chunk = blocks; chunk > 1; chunk--)
+        if (blocks % chunk == 0 && chunk * pair <= 32767) return chunk;
+    return 1;
+}
+
 template <typename T>
 void run(Kernel k, const uint8_t* codes, const ActivationShape& s, const U8Weights& w, ConvGeometry geo,
-         const uint8_t* pad_values, const Requantization& rq, T* out) {
+         const uint8_t* pad_values, const Requantization& rq, T* out, int32_t chunk) {
     check_shapes(s, w, geo);
     const ActivationShape o = conv_output_shape(s, w, geo);
     const int cog = w.out_channels / w.groups;
@@ -62,7 +75,7 @@ void run(Kernel k, const uint8_t* codes, const ActivationShape& s, const U8Weigh
     auto output = view<T>(out, {{cog, 1}, {w.groups, cog}, {o.h * o.w, o.c}, {o.n, o.c * o.h * o.w}});
     bool whole_blocks = w.in_channels_per_group % 4 == 0;
     void* args[] = {in.raw_buffer(), pads.raw_buffer(), weights.raw_buffer(), &stride, &pad, multiplier.raw_buffer(),
-                    bias.raw_buffer(), &shift, &out_bits, &whole_blocks, output.raw_buffer()};
+                    bias.raw_buffer(), &shift, &out_bits, &whole_blocks, &chunk, output.raw_buffer()};
     call_kernel(k, args);
 }
 
@@ -92,6 +105,7 @@ U8Weights prepare_u8_weights(const int8_t* ohwi, int out_channels, int kernel_h,
                     const size_t idx =
                         ci % 4 + 4 * (c + size_t(cp) * (ci / 4 + size_t(cb) * (kx + size_t(kernel_w) * (ky + size_t(kernel_h) * g))));
                     w.data[idx] = ohwi[((size_t(o) * kernel_h + ky) * kernel_w + kx) * cin_per_group + ci];
+                    w.max_abs_weight = std::max(w.max_abs_weight, std::abs(int(w.data[idx])));
                 }
     return w;
 }
@@ -101,15 +115,29 @@ ActivationShape conv_output_shape(const ActivationShape& in, const U8Weights& w,
             w.out_channels};
 }
 
+namespace {
+// The largest value the kernel reads: a code (below 2^act_bits) or a pad value.
+int largest_code(const ActivationShape& s, const uint8_t* pad_values, int act_bits) {
+    if (act_bits < 1 || act_bits > 8) throw Error("conv_u8: act_bits " + std::to_string(act_bits) + " is outside 1..8");
+    int m = (1 << act_bits) - 1;
+    if (pad_values && s.c > 0) m = std::max(m, int(*std::max_element(pad_values, pad_values + s.c)));
+    return m;
+}
+}  // namespace
+
 void conv_u8(const uint8_t* in, const ActivationShape& s, const U8Weights& w, ConvGeometry g, const uint8_t* pad_values,
-             int32_t* out) {
-    run(Kernel::halibit_conv_u8_int32, in, s, w, g, pad_values, no_requantization(), out);
+             int32_t* out, int act_bits) {
+    const int chunk = narrow_chunk(w, largest_code(s, pad_values, act_bits));
+    run(chunk ? Kernel::halibit_conv_u8_narrow_int32 : Kernel::halibit_conv_u8_int32, in, s, w, g, pad_values,
+        no_requantization(), out, chunk);
 }
 
 void conv_u8(const uint8_t* in, const ActivationShape& s, const U8Weights& w, ConvGeometry g, const uint8_t* pad_values,
-             const Requantization& rq, uint8_t* out) {
+             const Requantization& rq, uint8_t* out, int act_bits) {
     check_requantization(rq, w.out_channels);
-    run(Kernel::halibit_conv_u8_codes, in, s, w, g, pad_values, rq, out);
+    const int chunk = narrow_chunk(w, largest_code(s, pad_values, act_bits));
+    run(chunk ? Kernel::halibit_conv_u8_narrow_codes : Kernel::halibit_conv_u8_codes, in, s, w, g, pad_values, rq, out,
+        chunk);
 }
 
 }  // namespace halibit

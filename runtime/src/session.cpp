@@ -296,9 +296,10 @@ void Session::Impl::execute(const uint8_t* images) {
         case Kind::conv_u8: {
             const uint8_t* pad = s.pad_values.empty() ? nullptr : s.pad_values.data();
             if (out.type == TensorType::int32)
-                conv_u8(plain_codes(in.name), shape_of(in), s.u8_weights, geometry, pad, plain_i32(l.output));
+                conv_u8(plain_codes(in.name), shape_of(in), s.u8_weights, geometry, pad, plain_i32(l.output), in.bits);
             else
-                conv_u8(plain_codes(in.name), shape_of(in), s.u8_weights, geometry, pad, s.rq, plain_codes(l.output));
+                conv_u8(plain_codes(in.name), shape_of(in), s.u8_weights, geometry, pad, s.rq, plain_codes(l.output),
+                        in.bits);
             break;
         }
         case Kind::add: {

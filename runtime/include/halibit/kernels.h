@@ -122,13 +122,16 @@ struct U8Weights {
     int out_channels = 0, kernel_h = 0, kernel_w = 0, in_channels_per_group = 0, groups = 1;
     std::vector<int8_t> data;    // the kernel's own layout (runtime/src/conv_u8.cpp)
     std::vector<int32_t> sums;   // per output channel helpers the kernel may precompute
+    int max_abs_weight = 0;      // the largest |w| (narrow weights take vpmaddubsw on AVX2)
 };
 U8Weights prepare_u8_weights(const int8_t* ohwi, int out_channels, int kernel_h, int kernel_w, int in_channels_per_group,
                              int groups);
+// act_bits: the codes (and pad values) are below 2^act_bits; narrower codes and weights let AVX2
+// sum products in int16 (vpmaddubsw), exactly.
 void conv_u8(const uint8_t* codes_nhwc, const ActivationShape& in, const U8Weights& w, ConvGeometry g,
-             const uint8_t* pad_values, int32_t* out_nhwc);
+             const uint8_t* pad_values, int32_t* out_nhwc, int act_bits = 8);
 void conv_u8(const uint8_t* codes_nhwc, const ActivationShape& in, const U8Weights& w, ConvGeometry g,
-             const uint8_t* pad_values, const Requantization& rq, uint8_t* codes_out_nhwc);
+             const uint8_t* pad_values, const Requantization& rq, uint8_t* codes_out_nhwc, int act_bits = 8);
 ActivationShape conv_output_shape(const ActivationShape& in, const U8Weights& w, ConvGeometry g);
 
 // lut_conv: convolutions by table lookup on NHWC codes (generators/lut_conv_generator.cpp).
