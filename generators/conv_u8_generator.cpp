@@ -54,6 +54,9 @@ public:
     // Narrow library: channel blocks per int16 chunk (it divides the block count; every chunk's
     // pair sums fit int16). Unused otherwise.
     Input<int32_t> chunk{"chunk"};
+    // Per output channel (all groups): the sum of its weights over taps and input channels, for
+    // the dot-product layout's shift (schedules/conv_u8.h). Unused elsewhere.
+    Input<Buffer<int32_t>> weight_sums{"weight_sums", 1};
     Output<Buffer<>> output{"output", 4};            // (c, g, p, n)
 
     void generate() {
@@ -83,7 +86,9 @@ public:
         Expr value = select(ci < cg, select(inside, input(ch, ix_in, iy_in, n), pad_values(ch)), cast<uint8_t>(0));
         Expr value_whole = select(inside, input(g * cg + ci, ix_in, iy_in, n), pad_values(g * cg + ci));
         Func padded("padded");
-        padded(ci, x, g, y, n) = cast(layout.activation_type, select(whole_blocks, value_whole, value));
+        Expr code = select(whole_blocks, value_whole, value);
+        padded(ci, x, g, y, n) = layout.shifted_activations ? cast<int8_t>(code ^ cast<uint8_t>(0x80))
+                                                            : cast(layout.activation_type, code);
 
         // Output pixel p of the flattened image; tiles past the last pixel recompute it.
         Expr out_w = (in_w + 2 * pad - kw) / stride + 1;
@@ -144,6 +149,7 @@ public:
 
         Expr total = acc(0, c, g, p, n);
         for (int i = 1; i < H; i++) total += acc(i, c, g, p, n);
+        if (layout.shifted_activations) total += 128 * weight_sums(g * (weight_sums.dim(0).extent() / groups) + c);
 
         Func result("result");
         if (output_kind == OutputKind::int32) {

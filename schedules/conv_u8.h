@@ -14,6 +14,8 @@
 //     are added once per output. Activations are widened to int16 once, in the padded copy, and
 //     each task copies its channel tile's weights to int16 once; a tile of 2 ymm (8 channels) x 5
 //     pixels. (vpmaddubsw would saturate: u8 x s8 pair sums reach 65280.)
+//   - ARM with the dot product (arm-64-linux-arm_dot_prod): as AVX-512, VectorReduce(add, 4) of
+//     i32(widening_mul(i8, i8)) = sdot, on activations shifted to int8; 4 q (16 channels) x 6 pixels.
 //   - ARM: the same as AVX2 (smull + addp); a tile of 2 q registers (4 channels) x 6 pixels.
 // naive: the algorithm's loops, one output at a time (the `scalar` target).
 #pragma once
@@ -33,6 +35,9 @@ struct ConvU8Layout {
     int vectors = 1;     // output-channel vectors in the register tile
     int pixels = 1;      // output pixels in the register tile
     bool int16_pairs = false;  // narrow AVX2: vpmaddubsw pairs summed in int16 (acc16) per chunk
+    // arm64 dot product: activations stored as int8 code - 128 (sdot takes int8 x int8); the
+    // kernel adds 128 x the output channel's weight sum back.
+    bool shifted_activations = false;
 };
 
 inline bool conv_u8_is_scalar(const Target& t) { return t.arch == Target::X86 && !t.has_feature(Target::SSE41); }
@@ -42,6 +47,7 @@ inline ConvU8Layout conv_u8_layout_for(const Target& t, const std::string& sched
     if (t.arch == Target::X86 && t.has_feature(Target::AVX512_SapphireRapids)) return {1, UInt(8), Int(8), false, 4, 7};
     if (t.arch == Target::X86 && narrow) return {2, UInt(8), Int(8), false, 4, 5, true};
     if (t.arch == Target::X86) return {2, Int(16), Int(16), true, 2, 5};
+    if (t.has_feature(Target::ARMDotProd)) return {1, Int(8), Int(8), false, 4, 6, false, true};
     return {2, Int(16), Int(16), true, 2, 6};
 }
 

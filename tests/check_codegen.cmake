@@ -5,8 +5,10 @@ if (ARCH STREQUAL "arm64")
         # library                    target substring   instruction
         "halibit_bitserial_conv_int32|.s|cnt"
         "halibit_bconv_int32|.s|cnt"
-        "halibit_conv_u8_int32|.s|smull"
-        "halibit_conv_u8_codes|.s|smull"
+        "halibit_conv_u8_int32|arm-64-linux-no_runtime|smull"
+        "halibit_conv_u8_codes|arm-64-linux-no_runtime|smull"
+        "halibit_conv_u8_int32|arm_dot_prod|sdot"
+        "halibit_conv_u8_codes|arm_dot_prod|sdot"
         "halibit_lut_pairwise_int32|.s|tbl"
         "halibit_lut_activation_table_int32|.s|tbl")
 else ()

@@ -180,6 +180,20 @@ TEST_F(ConvU8, NarrowWeights) {
     }
 }
 
+// Depthwise (one channel per group, one output per channel): its own kernel. 3x3 (MobileNet's),
+// 5x5 and 1x1, strides 1 and 2, padding with zeros and pad values, channel counts 2..130.
+TEST_F(ConvU8, Depthwise) {
+    int out_bits = 1;
+    for (int c : {2, 3, 7, 8, 16, 17, 31, 64, 65, 130})
+        for (auto [k, stride, pad] : {std::tuple{3, 1, 1}, {3, 2, 1}, {3, 1, 0}, {5, 2, 2}, {1, 1, 0}}) {
+            check_case({{2, 9, 8, c, c, k, stride, pad, c}, pad > 0 && c % 2 == 1, out_bits});
+            out_bits = out_bits % 8 + 1;
+        }
+    check_case({{1, 56, 56, 64, 64, 3, 1, 1, 64}, true, 8});
+    // A depth multiplier of 2 is a grouped convolution, not depthwise: the general kernel.
+    check_case({{1, 6, 6, 8, 16, 3, 1, 1, 8}, false, 8});
+}
+
 TEST(ConvU8Errors, MismatchedShapesAreReported) {
     auto w = random_i8(4, 3, 3, 8);
     auto pw = prepare_u8_weights(w.data.data(), 4, 3, 3, 8, 1);

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <string>
+#include <type_traits>
 
 #include "kernel_args.h"
 #include "dispatch.h"
@@ -38,7 +39,9 @@ void check_shapes(const ActivationShape& s, const U8Weights& w, ConvGeometry g) 
     if (g.stride < 1 || g.pad < 0) throw Error("conv_u8: stride must be at least 1 and padding not negative");
     const ActivationShape o = conv_output_shape(s, w, g);
     if (o.h < 1 || o.w < 1) throw Error("conv_u8: kernel, stride or padding leave no output pixels");
-    if (w.data.size() != size_t(4) * padded_out_channels(w) * channel_blocks(w) * w.kernel_w * w.kernel_h * w.groups)
+    const size_t size = w.depthwise ? size_t(w.out_channels) * w.kernel_w * w.kernel_h
+                                    : size_t(4) * padded_out_channels(w) * channel_blocks(w) * w.kernel_w * w.kernel_h * w.groups;
+    if (w.data.size() != size || w.sums.size() != size_t(w.out_channels))
         throw Error("conv_u8: weights were not made by prepare_u8_weights");
 }
 
@@ -67,15 +70,27 @@ void run(Kernel k, const uint8_t* codes, const ActivationShape& s, const U8Weigh
         pad_values = zeros.data();
     }
     auto pads = view<uint8_t>(pad_values, {{s.c, 1}});
-    auto weights = weights_view(w);
     int32_t stride = geo.stride, pad = geo.pad, shift = rq.shift, out_bits = rq.out_bits;
     auto multiplier = view<int32_t>(rq.multiplier.data(), {{int(rq.multiplier.size()), 1}});
     auto bias = view<int64_t>(rq.bias.data(), {{int(rq.bias.size()), 1}});
+    if (w.depthwise) {
+        // (c, kx, ky) weights; NHWC output as (c, x, y, n).
+        auto dw = view<int8_t>(w.data.data(), {{w.out_channels, 1}, {w.kernel_w, w.out_channels},
+                                               {w.kernel_h, w.out_channels * w.kernel_w}});
+        auto output = view<T>(out, {{o.c, 1}, {o.w, o.c}, {o.h, o.c * o.w}, {o.n, o.c * o.w * o.h}});
+        void* args[] = {in.raw_buffer(), pads.raw_buffer(), dw.raw_buffer(), &stride, &pad, multiplier.raw_buffer(),
+                        bias.raw_buffer(), &shift, &out_bits, output.raw_buffer()};
+        call_kernel(std::is_same_v<T, int32_t> ? Kernel::halibit_depthwise_u8_int32 : Kernel::halibit_depthwise_u8_codes,
+                    args);
+        return;
+    }
+    auto weights = weights_view(w);
     // NHWC output as (c, g, p, n), p = y * width + x.
     auto output = view<T>(out, {{cog, 1}, {w.groups, cog}, {o.h * o.w, o.c}, {o.n, o.c * o.h * o.w}});
     bool whole_blocks = w.in_channels_per_group % 4 == 0;
+    auto sums = view<int32_t>(w.sums.data(), {{int(w.sums.size()), 1}});
     void* args[] = {in.raw_buffer(), pads.raw_buffer(), weights.raw_buffer(), &stride, &pad, multiplier.raw_buffer(),
-                    bias.raw_buffer(), &shift, &out_bits, &whole_blocks, &chunk, output.raw_buffer()};
+                    bias.raw_buffer(), &shift, &out_bits, &whole_blocks, &chunk, sums.raw_buffer(), output.raw_buffer()};
     call_kernel(k, args);
 }
 
@@ -95,6 +110,21 @@ U8Weights prepare_u8_weights(const int8_t* ohwi, int out_channels, int kernel_h,
     w.kernel_w = kernel_w;
     w.in_channels_per_group = cin_per_group;
     w.groups = groups;
+    w.sums.assign(out_channels, 0);  // each output channel's weight sum (the arm64 dot-product kernels)
+    if (cin_per_group == 1 && groups == out_channels && groups > 1) {
+        // Depthwise: (c, kx, ky), channels innermost.
+        w.depthwise = true;
+        w.data.assign(size_t(out_channels) * kernel_w * kernel_h, 0);
+        for (int o = 0; o < out_channels; o++)
+            for (int ky = 0; ky < kernel_h; ky++)
+                for (int kx = 0; kx < kernel_w; kx++) {
+                    const int8_t v = ohwi[(size_t(o) * kernel_h + ky) * kernel_w + kx];
+                    w.data[o + size_t(out_channels) * (kx + size_t(kernel_w) * ky)] = v;
+                    w.max_abs_weight = std::max(w.max_abs_weight, std::abs(int(v)));
+                    w.sums[o] += v;
+                }
+        return w;
+    }
     const int cp = padded_out_channels(w), cb = channel_blocks(w), cog = out_channels / groups;
     w.data.assign(size_t(4) * cp * cb * kernel_w * kernel_h * groups, 0);
     for (int o = 0; o < out_channels; o++)
@@ -106,6 +136,7 @@ U8Weights prepare_u8_weights(const int8_t* ohwi, int out_channels, int kernel_h,
                         ci % 4 + 4 * (c + size_t(cp) * (ci / 4 + size_t(cb) * (kx + size_t(kernel_w) * (ky + size_t(kernel_h) * g))));
                     w.data[idx] = ohwi[((size_t(o) * kernel_h + ky) * kernel_w + kx) * cin_per_group + ci];
                     w.max_abs_weight = std::max(w.max_abs_weight, std::abs(int(w.data[idx])));
+                    w.sums[o] += w.data[idx];
                 }
     return w;
 }

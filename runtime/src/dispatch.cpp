@@ -22,7 +22,7 @@ using Entry = KernelEntry;
 #include "halibit_kernel_table.inc"
 #undef HALIBIT_KERNEL
 
-constexpr int kIsas = 5;  // indexed by Isa
+constexpr int kIsas = int(Isa::arm64_dotprod) + 1;  // indexed by Isa
 
 struct Table {
     Entry entry[int(Kernel::count)][kIsas] = {};
@@ -41,7 +41,7 @@ const Table& table() {
 Entry g_override[int(Kernel::count)] = {};
 
 // Most specific first, as in the x86 target lists.
-constexpr Isa kPreference[] = {Isa::avx512, Isa::avx2, Isa::arm64, Isa::scalar};
+constexpr Isa kPreference[] = {Isa::avx512, Isa::avx2, Isa::arm64_dotprod, Isa::arm64, Isa::scalar};
 
 }  // namespace
 
@@ -62,6 +62,9 @@ int run_entry(Kernel k, void** args) {
     const Entry* entries = table().entry[int(k)];
     const Isa forced = forced_isa();
     if (forced != Isa::automatic) {
+        // Only conv_u8 has a dot-product variant; the other kernels run their arm64 one.
+        if (forced == Isa::arm64_dotprod && !entries[int(forced)] && entries[int(Isa::arm64)])
+            return entries[int(Isa::arm64)](args);
         if (!entries[int(forced)]) throw Error(std::string(kernel_name(k)) + " has no " + isa_name(forced) + " variant");
         return entries[int(forced)](args);
     }

@@ -5,6 +5,11 @@
 #include <atomic>
 #include <vector>
 
+#if defined(__aarch64__)
+#include <asm/hwcap.h>
+#include <sys/auxv.h>
+#endif
+
 #include "HalideRuntime.h"
 #include "halibit/error.h"
 
@@ -29,14 +34,15 @@ const char* isa_name(Isa isa) {
     case Isa::avx2: return "avx2";
     case Isa::scalar: return "scalar";
     case Isa::arm64: return "arm64";
+    case Isa::arm64_dotprod: return "arm64_dotprod";
     }
     return "?";
 }
 
 Isa parse_isa(const std::string& name) {
-    for (Isa i : {Isa::automatic, Isa::avx512, Isa::avx2, Isa::scalar, Isa::arm64})
+    for (Isa i : {Isa::automatic, Isa::avx512, Isa::avx2, Isa::scalar, Isa::arm64, Isa::arm64_dotprod})
         if (name == isa_name(i)) return i;
-    throw Error("unknown isa '" + name + "' (expected auto, avx512, avx2, scalar or arm64)");
+    throw Error("unknown isa '" + name + "' (expected auto, avx512, avx2, scalar, arm64 or arm64_dotprod)");
 }
 
 bool isa_available(Isa isa) {
@@ -56,11 +62,15 @@ bool isa_available(Isa isa) {
                                halide_target_feature_avx512_sapphirerapids});
         return halide_default_can_use_target_features(int(m.size()), m.data());
     }
-    case Isa::arm64: return false;
+    case Isa::arm64:
+    case Isa::arm64_dotprod: return false;
     }
     return false;
-#else
+#elif defined(__aarch64__)
+    if (isa == Isa::arm64_dotprod) return (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0;
     return isa == Isa::automatic || isa == Isa::arm64;
+#else
+    return isa == Isa::automatic;
 #endif
 }
 
@@ -74,7 +84,7 @@ Isa forced_isa() { return t_scoped != Isa::automatic ? t_scoped : g_forced.load(
 Isa resolved_isa(Isa requested) {
     if (requested != Isa::automatic) return requested;
     if (forced_isa() != Isa::automatic) return forced_isa();
-    for (Isa i : {Isa::avx512, Isa::avx2, Isa::arm64})
+    for (Isa i : {Isa::avx512, Isa::avx2, Isa::arm64_dotprod, Isa::arm64})
         if (isa_available(i)) return i;
     return Isa::scalar;
 }

@@ -5,10 +5,11 @@
 
 namespace halibit {
 
-enum class Isa { automatic, avx512, avx2, scalar, arm64 };
+// arm64_dotprod: ARMv8.2 dot product (sdot). Kernels without such a variant run their arm64 one.
+enum class Isa { automatic, avx512, avx2, scalar, arm64, arm64_dotprod };
 
 const char* isa_name(Isa isa);
-Isa parse_isa(const std::string& name);  // "auto", "avx512", "avx2", "scalar", "arm64"; throws halibit::Error
+Isa parse_isa(const std::string& name);  // "auto", "avx512", "avx2", "scalar", "arm64", "arm64_dotprod"; throws halibit::Error
 
 // True if the kernels were built for `isa` and this CPU can run them.
 bool isa_available(Isa isa);

@@ -121,8 +121,11 @@ void bconv(const PackedActivations& in, const PackedWeights& w, BConvOptions o, 
 struct U8Weights {
     int out_channels = 0, kernel_h = 0, kernel_w = 0, in_channels_per_group = 0, groups = 1;
     std::vector<int8_t> data;    // the kernel's own layout (runtime/src/conv_u8.cpp)
-    std::vector<int32_t> sums;   // per output channel helpers the kernel may precompute
+    std::vector<int32_t> sums;   // per output channel: the sum of its weights (arm64 dot product)
     int max_abs_weight = 0;      // the largest |w| (narrow weights take vpmaddubsw on AVX2)
+    // One input channel per group and one output channel per input channel: the depthwise
+    // kernel runs it, with `data` laid out (c, kx, ky).
+    bool depthwise = false;
 };
 U8Weights prepare_u8_weights(const int8_t* ohwi, int out_channels, int kernel_h, int kernel_w, int in_channels_per_group,
                              int groups);
