@@ -47,7 +47,7 @@ void add_session_flags(CLI::App* app, SessionFlags& f) {
         ->check(parsed_by(parse_isa))
         ->type_name("ISA")
         ->capture_default_str();
-    app->add_option("--kernels", f.kernels, "convolution kernels: auto, bitserial or u8")
+    app->add_option("--kernels", f.kernels, "convolution kernels: auto, bitserial, u8 or lut")
         ->check(parsed_by(parse_kernel_choice))
         ->type_name("KERNELS")
         ->capture_default_str();

@@ -76,7 +76,7 @@ TEST_P(Golden, LogitsEqualSimulator) {
 INSTANTIATE_TEST_SUITE_P(Models, Golden,
                          ::testing::Combine(::testing::ValuesIn(golden_models()),
                                             ::testing::Values(KernelChoice::automatic, KernelChoice::bitserial,
-                                                              KernelChoice::u8)),
+                                                              KernelChoice::u8, KernelChoice::lut)),
                          [](const auto& info) {
                              std::string n = std::get<0>(info.param) + "_" + kernel_choice_name(std::get<1>(info.param));
                              for (char& c : n)

@@ -1,4 +1,4 @@
-// The kernel choice table (runtime/src/kernel_choice.h): what `auto`, `bitserial` and `u8` pick.
+// The kernel choice table (runtime/src/kernel_choice.h): what `auto`, `bitserial`, `u8` and `lut` pick.
 #include <gtest/gtest.h>
 
 #include "../runtime/src/kernel_choice.h"
@@ -50,4 +50,18 @@ TEST(KernelChoice, OverridesAndLimits) {
     EXPECT_EQ(pick(KernelChoice::bitserial, s, 2, 8, Isa::avx512, kResNetLayer), ConvAlgorithm::u8);
     EXPECT_EQ(pick(KernelChoice::bitserial, WeightEncoding::binary, 1, 1, Isa::avx512, kResNetLayer, false),
               ConvAlgorithm::u8);
+}
+
+TEST(KernelChoice, LutRunsWhereItApplies) {
+    const auto s = WeightEncoding::signed_;
+    for (Isa isa : {Isa::avx512, Isa::avx2, Isa::arm64, Isa::scalar}) {
+        EXPECT_EQ(pick(KernelChoice::lut, s, 2, 2, isa, kResNetLayer), ConvAlgorithm::lut);
+        EXPECT_EQ(pick(KernelChoice::lut, s, 4, 8, isa, kFashionLayer), ConvAlgorithm::lut);
+        EXPECT_EQ(pick(KernelChoice::lut, WeightEncoding::binary, 1, 1, isa, kResNetLayer), ConvAlgorithm::lut);
+        EXPECT_EQ(pick(KernelChoice::lut, s, 8, 8, isa, kResNetLayer), ConvAlgorithm::u8);  // W8: conv_u8
+        EXPECT_EQ(pick(KernelChoice::lut, s, 2, 2, isa, kResNetLayer, false), ConvAlgorithm::u8);  // pad values
+        // auto never picks it: it is not the fastest kernel on any benchmark layer.
+        EXPECT_NE(pick(KernelChoice::automatic, s, 2, 2, isa, kResNetLayer), ConvAlgorithm::lut);
+        EXPECT_NE(pick(KernelChoice::automatic, s, 4, 8, isa, kResNetLayer), ConvAlgorithm::lut);
+    }
 }

@@ -11,7 +11,7 @@
 
 namespace halibit {
 
-enum class ConvAlgorithm { popcount, u8 };
+enum class ConvAlgorithm { popcount, u8, lut };
 
 struct ConvChoiceInput {
     WeightEncoding encoding;
@@ -39,6 +39,12 @@ inline constexpr int64_t kPopcountMinMacsAvx512 = 16'000'000;
 inline constexpr int kTableMinOutChannelsAvx2 = 64;
 
 inline ConvAlgorithm choose_conv_algorithm(KernelChoice choice, const ConvChoiceInput& c) {
+    // lut_conv's activation tables: W1..4 (binary, signed, odd) x A1..8 with zero padding. Not
+    // the fastest kernel for any (W, A) on the benchmark layers (docs/kernels.md, "lut_conv"),
+    // so only `lut` picks them.
+    const bool lut_applies = c.zero_padding && c.weight_bits <= 4 && c.activation_bits <= 8 &&
+                             encoding_supports_bits(c.encoding, c.weight_bits);
+    if (choice == KernelChoice::lut) return lut_applies ? ConvAlgorithm::lut : ConvAlgorithm::u8;
     const bool popcount_applies = c.zero_padding && c.weight_bits <= 4 && c.activation_bits <= 4 &&
                                   encoding_supports_bits(c.encoding, c.weight_bits);
     if (!popcount_applies || choice == KernelChoice::u8) return ConvAlgorithm::u8;

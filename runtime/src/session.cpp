@@ -24,15 +24,16 @@ const char* kernel_choice_name(KernelChoice k) {
     case KernelChoice::automatic: return "auto";
     case KernelChoice::bitserial: return "bitserial";
     case KernelChoice::u8: return "u8";
+    case KernelChoice::lut: return "lut";
     }
     return "?";
 }
 
 KernelChoice parse_kernel_choice(const std::string& name) {
-    for (KernelChoice k : {KernelChoice::automatic, KernelChoice::bitserial, KernelChoice::u8})
+    for (KernelChoice k : {KernelChoice::automatic, KernelChoice::bitserial, KernelChoice::u8, KernelChoice::lut})
         if (name == kernel_choice_name(k)) return k;
     if (name == "lut") throw Error("kernel choice 'lut': the lookup-table kernels are not built yet (issue 3)");
-    throw Error("unknown kernel choice '" + name + "' (expected auto, bitserial or u8)");
+    throw Error("unknown kernel choice '" + name + "' (expected auto, bitserial, u8 or lut)");
 }
 
 namespace {
@@ -87,13 +88,14 @@ struct Session::Impl {
         int packed_groups = 1, packed_border = 0;
         PackedActivations packed;
     };
-    enum class Kind { conv_popcount, conv_u8, add, max_pool, global_avg_pool, channel_shuffle };
+    enum class Kind { conv_popcount, conv_u8, conv_lut, add, max_pool, global_avg_pool, channel_shuffle };
     struct Step {
         const Layer* layer = nullptr;
         Kind kind = Kind::conv_u8;
         std::string kernel;
         PackedWeights packed_weights;
         U8Weights u8_weights;
+        LutWeights lut_weights;
         std::vector<uint8_t> pad_values;
         Requantization rq;
         AddParams add;
@@ -138,7 +140,7 @@ void Session::Impl::plan(int new_batch) {
             const ConvAlgorithm a = choose_conv_algorithm(
                 options.kernels, {l.encoding, l.weight_bits, in.bits, zero_pad, isa, m.macs(l), out.c / l.groups,
                                   int64_t(in.c / l.groups) * l.kernel_h * l.kernel_w});
-            s.kind = a == ConvAlgorithm::popcount ? Kind::conv_popcount : Kind::conv_u8;
+            s.kind = a == ConvAlgorithm::popcount ? Kind::conv_popcount : a == ConvAlgorithm::lut ? Kind::conv_lut : Kind::conv_u8;
             break;
         }
         case Op::add: s.kind = Kind::add; break;
@@ -210,6 +212,7 @@ void Session::Impl::plan(int new_batch) {
         const TensorSpec& out = m.tensor(l.output);
         switch (s.kind) {
         case Kind::conv_popcount:
+        case Kind::conv_lut:
         case Kind::conv_u8: {
             const StoredTensor& w = m.stored(l.weights);
             const auto* ohwi = reinterpret_cast<const int8_t*>(w.data);
@@ -225,6 +228,12 @@ void Session::Impl::plan(int new_batch) {
                 weights_size += s.packed_weights.words_data.size() * 8;
                 s.kernel = std::string("bitserial_conv w") + std::to_string(l.weight_bits) + "a" + std::to_string(in.bits) +
                            " " + encoding_name(l.encoding);
+            } else if (s.kind == Kind::conv_lut) {
+                s.lut_weights = prepare_lut_weights(LutAlgorithm::activation_table, ohwi, out.c, l.kernel_h, l.kernel_w, cg,
+                                                    l.groups, l.encoding, l.weight_bits);
+                weights_size += s.lut_weights.data.size();
+                s.kernel = std::string("lut_conv w") + std::to_string(l.weight_bits) + "a" + std::to_string(in.bits) + " " +
+                           encoding_name(l.encoding);
             } else {
                 s.u8_weights = prepare_u8_weights(ohwi, out.c, l.kernel_h, l.kernel_w, cg, l.groups);
                 weights_size += s.u8_weights.data.size() + s.u8_weights.sums.size() * 4;
@@ -291,6 +300,13 @@ void Session::Impl::execute(const uint8_t* images) {
                 bitserial_conv(x, s.packed_weights, geometry, plain_i32(l.output));
             else
                 bitserial_conv(x, s.packed_weights, geometry, s.rq, plain_codes(l.output));
+            break;
+        }
+        case Kind::conv_lut: {
+            if (out.type == TensorType::int32)
+                lut_conv(plain_codes(in.name), shape_of(in), in.bits, s.lut_weights, geometry, plain_i32(l.output));
+            else
+                lut_conv(plain_codes(in.name), shape_of(in), in.bits, s.lut_weights, geometry, s.rq, plain_codes(l.output));
             break;
         }
         case Kind::conv_u8: {

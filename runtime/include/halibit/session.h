@@ -14,9 +14,10 @@ namespace halibit {
 // Which convolution kernels run: `auto` picks per layer from the kernel choice table
 // (runtime/src/kernel_choice.h), `bitserial` prefers the popcount kernels wherever they apply,
 // `u8` runs every convolution with the 8-bit kernel (the in-house int8 baseline).
-enum class KernelChoice { automatic, bitserial, u8 };
+// lut: the table-lookup convolutions (lut_conv's activation tables) wherever they apply.
+enum class KernelChoice { automatic, bitserial, u8, lut };
 const char* kernel_choice_name(KernelChoice k);
-KernelChoice parse_kernel_choice(const std::string& name);  // "auto", "bitserial", "u8"; throws halibit::Error
+KernelChoice parse_kernel_choice(const std::string& name);  // "auto", "bitserial", "u8", "lut"; throws halibit::Error
 
 struct SessionOptions {
     int threads = 1;
