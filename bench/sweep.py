@@ -12,7 +12,8 @@ reference over the shape sweep) and halibit-bench-kernels times it on the ResNet
 single thread. Rows: the shipped kernel (`shipped`), every variant, and for bitserial_conv the
 same algorithm under Halide's Li2018 autoscheduler (`Li2018`, in place of the shipped
 autoscheduler baseline: its tiles assume the generator's estimates, so its bit-exact check is the
-one on the estimated shape), sorted by the geometric mean time over the 3x3 layers. Variants and
+one on the estimated shape; likewise for lut_conv's activation tables, replacing the family's
+library), sorted by the geometric mean time over the 3x3 layers. Variants and
 their .stmt/.s files stay in --work (default build/sweep/) for reading.
 """
 from __future__ import annotations
@@ -96,13 +97,24 @@ def compile_variant(args, name: str, params: dict, autoschedule: bool) -> str:
 AUTO_ROW = ("halibit_bitserial_conv_auto", "halibit_test_kernels", "BitserialConvAutoscheduled.*", "bitserial_w2a2_auto")
 
 
+def auto_row(args, auto: bool):
+    """(library, test binary, gtest filter, engine) a row replaces: bitserial_conv's autoscheduled
+    row has its own library; lut_conv's replaces the family's and is checked on its whole suite."""
+    if auto and args.family == "bitserial_conv":
+        return AUTO_ROW
+    lib, binary, test_filter, engine = family_row(args)
+    if auto:
+        test_filter = "LutConvAutoscheduled.*"  # its tiles assume the estimated shape
+    return lib, binary, test_filter, engine(*args.bits)
+
+
 def override_env(args, so: str | None, name: str, auto: bool) -> dict[str, str]:
-    lib = AUTO_ROW[0] if auto else family_row(args)[0]
+    lib = auto_row(args, auto)[0]
     return {"HALIBIT_KERNEL_OVERRIDE": f"{lib}={so}:{name}_argv"} if so else {}
 
 
 def bit_exact(args, so: str | None, name: str, auto: bool) -> tuple[bool, str]:
-    _, binary, test_filter, _ = AUTO_ROW if auto else family_row(args)
+    _, binary, test_filter, _ = auto_row(args, auto)
     r = run([os.path.join(args.build, "tests", binary), f"--gtest_filter={test_filter}", "--gtest_brief=1"],
             env={**override_env(args, so, name, auto), "HALIBIT_ISA": args.isa})
     lines = (r.stdout + r.stderr).splitlines()
@@ -119,8 +131,8 @@ def benchmark(args, rows) -> dict[str, dict[str, float]]:
         for label, so, name, auto in rows:
             if so is None:
                 continue
-            engine = AUTO_ROW[3] if auto else base
-            library = AUTO_ROW[0] if auto else family_row(args)[0]
+            engine = auto_row(args, auto)[3] + ("" if auto and args.family == "bitserial_conv" else "_" + args.isa)
+            library = auto_row(args, auto)[0]
             f.write(f"{label} {engine} {library} {so} {name}_argv\n")
             engines.append(re.escape(f"{engine}@{label}"))
     out = os.path.join(args.work, "bench.json")
@@ -153,7 +165,8 @@ def main(argv=None) -> int:
                    "2,2 1,2 2,8 4,8 4,4 (pairwise: 2,2 1,2) (default %(default)s)")
     p.add_argument("--algorithm", default="activation_table", choices=("activation_table", "pairwise"),
                    help="lut_conv's algorithm (default %(default)s)")
-    p.add_argument("--no-autoschedule", action="store_true", help="leave out the Li2018 row (bitserial_conv W2A2)")
+    p.add_argument("--no-autoschedule", action="store_true",
+                   help="leave out the Li2018 row (bitserial_conv W2A2, lut_conv activation_table)")
     p.add_argument("--build", default=os.path.join(ROOT, "build"))
     p.add_argument("--work", default=None, help="where variants go (default BUILD/sweep)")
     p.add_argument("--min-time", default="0.03", help="--benchmark_min_time per repetition (default %(default)s)")
@@ -183,9 +196,11 @@ def main(argv=None) -> int:
             p.error(f"--param {spec!r}: expected NAME=V1,V2,...")
         grid.append([(key, v) for v in values.split(",")])
     plan = [("shipped", None, False)]
-    for combo in itertools.product(*grid):
+    for combo in itertools.product(*grid) if grid else ():
         plan.append((",".join(f"{k}={v}" for k, v in combo), dict(combo), False))
-    if not args.no_autoschedule and args.family == "bitserial_conv" and args.bits == (2, 2) and args.isa != "scalar":
+    autoschedulable = (args.family == "bitserial_conv" and args.bits == (2, 2)) or (
+        args.family == "lut_conv" and args.algorithm == "activation_table")
+    if not args.no_autoschedule and autoschedulable and args.isa != "scalar":
         plan.append(("Li2018", {}, True))
 
     rows, checked = [], {}  # rows: (label, so, function name, autoscheduled) of the bit-exact ones

@@ -124,7 +124,7 @@ public:
                 return words;
             };
             // A lookup's weight: 2^(shift of its plane) x 16^digit.
-            auto class_shift = [&](Expr i, Expr d) { return cast<uint32_t>(levels(i) + 4 * d); };
+            auto class_shift = [&](Expr i, Expr d) { return cast<uint32_t>(levels(clamp(i, 0, planes - 1)) + 4 * d); };
 
             // The general accumulator: any planes and digits, int32 per lookup.
             RDom r(0, blocks, 0, kw, 0, kh, 0, planes, 0, digits, "r");
@@ -180,6 +180,24 @@ public:
         output.dim(0).set_stride(1);
         weights.dim(0).set_stride(1);
 
+        if (auto_schedule) {
+            // The autoscheduler baseline (bench/sweep.py's Li2018 row): ResNet-18's 28x28x128
+            // layer at W2A2.
+            input.set_estimates({{0, 128}, {0, 28}, {0, 28}, {0, 1}});
+            weights.set_estimates({{0, 128}, {0, 2}, {0, 32}, {0, 3}, {0, 3}, {0, 1}});
+            levels.set_estimates({{0, 4}});
+            multiplier.set_estimates({{0, 128}});
+            bias.set_estimates({{0, 128}});
+            act_bits.set_estimate(2);
+            activation_offset.set_estimate(-2);
+            fast_classes.set_estimate(2);
+            stride.set_estimate(1);
+            pad.set_estimate(1);
+            shift.set_estimate(16);
+            out_bits.set_estimate(2);
+            output.set_estimates({{0, 128}, {0, 1}, {0, 784}, {0, 1}});
+            return;
+        }
         s.output = result;
         s.acc = acc;
         s.code = code;
@@ -199,7 +217,8 @@ private:
         Var cls("s"), bo("bo"), kx("kx"), ky("ky");
         RDom r8(0, kLutChunk, "r8_" + tag);
         Expr b = bo * kLutChunk + r8;
-        Expr i = cls / digits, d = cls % digits;
+        // Clamped so that Halide can bound the plane reads (digits is a run-time value).
+        Expr i = clamp(cls / max(digits, 1), 0, weights.dim(1).extent() - 1), d = cls % max(digits, 1);
         Func acc8("acc8_" + tag);
         acc8(c, cls, g, p, n, bo, kx, ky) = cast<uint8_t>(0);
         acc8(c, cls, g, p, n, bo, kx, ky) += lookup16(weights(c, i, b, kx, ky, g), table_at(b, d, wx + kx, wy + ky));

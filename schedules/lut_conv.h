@@ -29,15 +29,18 @@ struct FastAccumulator {
     Expr when, total;
 };
 
-// Register tile (output-channel vectors x pixels) by classes: byte and uint16 accumulators
-// (classes x pixels x 1 + 2 registers per vector), the weight vectors and a table in the
-// target's registers (16 on AVX2, 32 on AVX-512 and arm64).
+// Register tile (output-channel vectors x pixels) by classes, from bench/sweep.py (docs/kernels.md,
+// "lut_conv"): on AVX2 two vectors (64 channels) x 3 pixels for up to 4 classes, x 1 for 8 (the
+// byte and uint16 tiles spill either way; wider tiles share each table load among more
+// lookups); on AVX-512 and arm64 one vector (64 / 16 channels) and as many pixels as the 32
+// registers hold.
 inline std::pair<int, int> lut_fast_tile(const Target& t, int classes) {
     const bool many = t.has_feature(Target::AVX512) || t.arch == Target::ARM;
+    if (!many) return {2, classes <= 4 ? 3 : 1};
     switch (classes) {
-    case 1: return {1, many ? 8 : 4};
-    case 2: return {1, many ? 4 : 2};
-    case 4: return {1, many ? 2 : 1};
+    case 1: return {1, 8};
+    case 2: return {1, 4};
+    case 4: return {1, 2};
     default: return {1, 1};
     }
 }
