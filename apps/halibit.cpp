@@ -43,7 +43,7 @@ void add_session_flags(CLI::App* app, SessionFlags& f) {
         ->check(range(1, 1024))
         ->type_name("N")
         ->capture_default_str();
-    app->add_option("--isa", f.isa, "instruction set: auto, avx512, avx2, scalar or arm64")
+    app->add_option("--isa", f.isa, "instruction set: auto, avx512, avx2, scalar, arm64 or arm64_dotprod")
         ->check(parsed_by(parse_isa))
         ->type_name("ISA")
         ->capture_default_str();

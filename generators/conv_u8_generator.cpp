@@ -37,6 +37,10 @@ public:
     // W4A4, ...): on AVX2 the pairs go through vpmaddubsw and are summed in int16 over `chunk`
     // channel blocks before widening (other targets: the same code as the normal library).
     GeneratorParam<bool> narrow{"narrow", false};
+    // How the narrow AVX2 library sums the vpmaddubsw pairs: `int16` (vpaddw over `chunk` blocks,
+    // widened per chunk) or `madd` (vpmaddwd with ones into int32, oneDNN's sequence; 0.86x of
+    // int16 in bench/sweep.py, docs/kernels.md).
+    GeneratorParam<std::string> narrow_sum{"narrow_sum", "int16"};
 
     Input<Buffer<uint8_t>> input{"input", 4};        // (c, x, y, n)
     Input<Buffer<uint8_t>> pad_values{"pad_values", 1};  // (c)
@@ -57,13 +61,18 @@ public:
     // Per output channel (all groups): the sum of its weights over taps and input channels, for
     // the dot-product layout's shift (schedules/conv_u8.h). Unused elsewhere.
     Input<Buffer<int32_t>> weight_sums{"weight_sums", 1};
+    // {1, 1} (int16): the narrow `madd` form multiplies the pairs by it, so that Halide emits
+    // vpmaddwd (a constant 1 would be folded away). Unused elsewhere.
+    Input<Buffer<int16_t>> ones{"ones", 1};
     Output<Buffer<>> output{"output", 4};            // (c, g, p, n)
 
     void generate() {
         if (output_kind == OutputKind::packed) throw std::runtime_error("conv_u8: output_kind packed is not supported");
         Var c("c"), g("g"), p("p"), n("n"), ci("ci"), x("x"), y("y"), h("h");
 
-        ConvU8Layout layout = conv_u8_layout_for(get_target(), schedule, narrow);
+        if (narrow_sum.value() != "madd" && narrow_sum.value() != "int16")
+            throw std::runtime_error("conv_u8: narrow_sum must be madd or int16");
+        ConvU8Layout layout = conv_u8_layout_for(get_target(), schedule, narrow, narrow_sum.value() == "madd");
         if (layout.vectors > 1 || layout.pixels > 1) {
             if (tile_vectors > 0) layout.vectors = tile_vectors;
             if (tile_pixels > 0) layout.pixels = tile_pixels;
@@ -117,18 +126,36 @@ public:
         Expr w = wt(h * R + rr, c, rcb, rkx, rky, g);
         Func acc("acc");
         ConvU8Schedule s;
-        if (layout.int16_pairs) {
-            // pair(h, c, ...): the two products of channels 4 cb + 2 h + rp, one vpmaddubsw lane
-            // (Halide 14 matches a saturating sum of u8 x i8 products; with narrow weights it
-            // never saturates). acc16 sums `chunk` blocks of them in int16, acc per int32 lane.
-            RDom rp(0, 2, "rp");
-            Var cb("cb"), kx("kx"), ky("ky"), co("co");
-            Func pair("pair");
-            Expr pa = padded(4 * cb + 2 * h + rp, wx + kx, g, wy + ky, n);
-            Expr pw = weights(2 * h + rp, c, cb, kx, ky, g);
-            pair(h, c, g, p, n, cb, kx, ky) = cast<int16_t>(0);
-            pair(h, c, g, p, n, cb, kx, ky) = saturating_add(pair(h, c, g, p, n, cb, kx, ky),
-                                                             cast<int16_t>(pa) * cast<int16_t>(pw));
+        // Narrow AVX2 layouts: pair(hh, c, ..., cb, kx, ky) is the two products of channels
+        // 4 cb + 2 hh + rp, one vpmaddubsw lane (Halide 14 matches a saturating sum of u8 x i8
+        // products; with narrow weights it never saturates).
+        RDom rp(0, 2, "rp");
+        Var hh("hh"), cb("cb"), kx("kx"), ky("ky");
+        Func pair("pair");
+        if (layout.madd_pairs || layout.int16_pairs) {
+            Expr pa = padded(4 * cb + 2 * hh + rp, wx + kx, g, wy + ky, n);
+            Expr pw = weights(2 * hh + rp, c, cb, kx, ky, g);
+            pair(hh, c, g, p, n, cb, kx, ky) = cast<int16_t>(0);
+            pair(hh, c, g, p, n, cb, kx, ky) = saturating_add(pair(hh, c, g, p, n, cb, kx, ky),
+                                                              cast<int16_t>(pa) * cast<int16_t>(pw));
+            s.pair = pair;
+            s.rp = rp;
+            s.cb = cb;
+            s.hh = hh;
+        }
+        if (layout.madd_pairs) {
+            // The two pairs of a block summed into one int32 lane by vpmaddwd (with `ones`) and
+            // added: 3 instructions per 32 products.
+            RDom rm(0, 2, 0, weights.dim(2).extent(), 0, kw, 0, kh, "rm");
+            acc(h, c, g, p, n) = 0;
+            acc(h, c, g, p, n) += cast<int32_t>(pair(rm[0], c, g, p, n, rm[1], rm[2], rm[3])) * cast<int32_t>(ones(rm[0]));
+            s.rr = rm[0];
+            s.rcb = rm[1];
+            s.rkx = rm[2];
+            s.rky = rm[3];
+        } else if (layout.int16_pairs) {
+            // Lanes (h, c): acc16 sums `chunk` blocks of pairs in int16, acc per int32 lane.
+            Var co("co");
             RDom r16(0, chunk, "r16");
             Func acc16("acc16");
             acc16(h, c, g, p, n, co, kx, ky) = cast<int16_t>(0);
@@ -136,12 +163,9 @@ public:
             RDom r32(0, weights.dim(2).extent() / chunk, 0, kw, 0, kh, "r32");
             acc(h, c, g, p, n) = 0;
             acc(h, c, g, p, n) += cast<int32_t>(acc16(h, c, g, p, n, r32[0], r32[1], r32[2]));
-            s.pair = pair;
             s.acc16 = acc16;
-            s.rp = rp;
             s.r16 = r16;
             s.r32 = {r32[0], r32[1], r32[2]};
-            s.cb = cb;
         } else {
             acc(h, c, g, p, n) = 0;
             acc(h, c, g, p, n) += cast<int32_t>(a) * cast<int32_t>(w);
@@ -173,7 +197,9 @@ public:
         s.wr = wr;
         s.c = c; s.g = g; s.p = p; s.n = n; s.h = h;
         s.ci = ci; s.x = x; s.y = y;
-        s.rr = rr; s.rcb = rcb; s.rkx = rkx; s.rky = rky;
+        if (!layout.madd_pairs) {
+            s.rr = rr; s.rcb = rcb; s.rkx = rkx; s.rky = rky;
+        }
         s.padded_channels = cgp;
         s.whole_blocks = whole_blocks;
         s.pixels = output.dim(2).extent();

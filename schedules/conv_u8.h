@@ -6,9 +6,11 @@
 // reduction, which Halide 14 turns into one instruction per vector:
 //   - AVX-512 (avx512_sapphirerapids): VectorReduce(add, 4) of i32(widening_mul(u8, i8)) with the
 //     accumulator as init = vpdpbusd; a tile of 4 zmm (64 channels) x 7 pixels.
-//   - AVX2, narrow weights (the conv_u8_narrow library): lanes (half, channel) of int16, one
-//     vpmaddubsw per 32 products (its pair sums cannot saturate with such weights), vpaddw into
-//     int16 sums over `chunk` channel blocks, widened to int32 once per chunk and tap.
+//   - AVX2, narrow weights (the conv_u8_narrow library): one vpmaddubsw per 32 products (its pair
+//     sums cannot saturate with such weights); `int16` (default): lanes (half, channel) of int16,
+//     vpaddw over `chunk` channel blocks, widened once per chunk and tap, a tile of 4 ymm (32
+//     channels) x 3 pixels; `madd`: vpmaddwd with ones into int32 lanes and vpaddd (oneDNN's
+//     sequence), 2 ymm (16 channels) x 5 pixels.
 //   - AVX2: lanes are (half, channel): the two pairs of a 4-channel block go to two adjacent i32
 //     lanes, VectorReduce(add, 2) of i32(widening_mul(i16, i16)) = vpmaddwd (+ vpaddd); the halves
 //     are added once per output. Activations are widened to int16 once, in the padded copy, and
@@ -38,14 +40,17 @@ struct ConvU8Layout {
     // arm64 dot product: activations stored as int8 code - 128 (sdot takes int8 x int8); the
     // kernel adds 128 x the output channel's weight sum back.
     bool shifted_activations = false;
+    bool madd_pairs = false;   // narrow AVX2, `madd`: vpmaddubsw pairs, vpmaddwd with ones into int32
 };
 
 inline bool conv_u8_is_scalar(const Target& t) { return t.arch == Target::X86 && !t.has_feature(Target::SSE41); }
 
-inline ConvU8Layout conv_u8_layout_for(const Target& t, const std::string& schedule, bool narrow = false) {
+inline ConvU8Layout conv_u8_layout_for(const Target& t, const std::string& schedule, bool narrow = false,
+                                       bool madd = true) {
     if (schedule == "naive" || conv_u8_is_scalar(t)) return {1, UInt(8), Int(8), false, 1, 1};
     if (t.arch == Target::X86 && t.has_feature(Target::AVX512_SapphireRapids)) return {1, UInt(8), Int(8), false, 4, 7};
-    if (t.arch == Target::X86 && narrow) return {2, UInt(8), Int(8), false, 4, 5, true};
+    if (t.arch == Target::X86 && narrow && madd) return {1, UInt(8), Int(8), false, 2, 5, false, false, true};
+    if (t.arch == Target::X86 && narrow) return {2, UInt(8), Int(8), false, 4, 3, true};
     if (t.arch == Target::X86) return {2, Int(16), Int(16), true, 2, 5};
     if (t.has_feature(Target::ARMDotProd)) return {1, Int(8), Int(8), false, 4, 6, false, true};
     return {2, Int(16), Int(16), true, 2, 6};
@@ -53,10 +58,10 @@ inline ConvU8Layout conv_u8_layout_for(const Target& t, const std::string& sched
 
 struct ConvU8Schedule {
     Func output, acc, padded, weights_tile, window;
-    Func pair, acc16;          // int16_pairs layouts
+    Func pair, acc16;          // int16_pairs and madd_pairs layouts
     RVar rp, r16;
     std::vector<RVar> r32;
-    Var cb;
+    Var cb, hh;
     Var c, g, p, n, h, ci, x, y, wr;
     RVar rr, rcb, rkx, rky;
     Expr padded_channels;  // Cgp: the padded copy's channel extent
@@ -106,29 +111,41 @@ inline void schedule_conv_u8(ConvU8Schedule& s, const std::string& schedule, con
 
     s.window.compute_root();
 
-    if (l.int16_pairs) {
+    if (l.madd_pairs) {
+        // The int32 tile (rr: the two pairs of a block, vpmaddwd) and, per block, the tile of
+        // vpmaddubsw pairs.
+        s.acc.compute_at(s.output, poi).bound_extent(h, 1).bound_extent(c, tc).bound_extent(p, tp).reorder(h, c, p)
+            .vectorize(c, lanes).unroll(c).unroll(p);
+        Stage um = s.acc.update();
+        um.reorder(s.rr, h, c, p, s.rcb, s.rkx, s.rky).atomic().vectorize(s.rr).vectorize(c, lanes).unroll(c).unroll(p);
+        s.pair.compute_at(s.acc, s.rcb).bound_extent(s.hh, 2).bound_extent(c, tc).bound_extent(p, tp)
+            .reorder(s.hh, c, p).vectorize(s.hh).vectorize(c, lanes).unroll(c).unroll(p);
+        Stage up = s.pair.update();
+        up.reorder(s.rp, s.hh, c, p).atomic(true).vectorize(s.rp).vectorize(s.hh).vectorize(c, lanes).unroll(c).unroll(p);
+    } else if (l.int16_pairs) {
         // Three register tiles of lanes (h, c), every loop around them unrolled: the int32 sums
         // (per chunk and tap), the int16 sums of a chunk, and one block's vpmaddubsw pairs.
-        auto tile = [&](Func f) {
-            f.bound_extent(h, 2).bound_extent(c, tc).bound_extent(p, tp).reorder(h, c, p).vectorize(h)
+        // (The pair Func's own pair variable is hh.)
+        auto tile = [&](Func f, Var hv) {
+            f.bound_extent(hv, 2).bound_extent(c, tc).bound_extent(p, tp).reorder(hv, c, p).vectorize(hv)
                 .vectorize(c, lanes).unroll(c).unroll(p);
         };
-        auto tile_update = [&](Stage st) { st.vectorize(h).vectorize(c, lanes).unroll(c).unroll(p); };
-        tile(s.acc);
+        auto tile_update = [&](Stage st, Var hv) { st.vectorize(hv).vectorize(c, lanes).unroll(c).unroll(p); };
+        tile(s.acc, h);
         s.acc.compute_at(s.output, poi);
         Stage u32 = s.acc.update();
         u32.reorder(h, c, p, s.r32[0], s.r32[1], s.r32[2]);
-        tile_update(u32);
-        tile(s.acc16);
+        tile_update(u32, h);
+        tile(s.acc16, h);
         s.acc16.compute_at(s.acc, s.r32[0]);
         Stage u16 = s.acc16.update();
         u16.reorder(h, c, p, s.r16);
-        tile_update(u16);
-        tile(s.pair);
+        tile_update(u16, h);
+        tile(s.pair, s.hh);
         s.pair.compute_at(s.acc16, s.r16);
         Stage up = s.pair.update();
-        up.reorder(s.rp, h, c, p).atomic(true).vectorize(s.rp);
-        tile_update(up);
+        up.reorder(s.rp, s.hh, c, p).atomic(true).vectorize(s.rp);
+        tile_update(up, s.hh);
     } else {
         // The accumulator tile, in registers: every loop around an access to it is unrolled.
         s.acc.compute_at(s.output, poi)

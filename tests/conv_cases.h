@@ -19,7 +19,7 @@
 
 namespace halibit::test {
 
-// The suite is registered once per ISA (ctest labels avx512, avx2, scalar, arm64); HALIBIT_ISA
+// The suite is registered once per ISA (ctest labels avx512, avx2, scalar, arm64, arm64_dotprod); HALIBIT_ISA
 // says which. A missing instruction set skips, anything else fails.
 inline void use_test_isa() {
     const char* name = std::getenv("HALIBIT_ISA");

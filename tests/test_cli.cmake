@@ -89,7 +89,7 @@ check(unknown_command 2 "^halibit: unknown command 'frob'" "" frob)
 check(unknown_option 2 "^halibit: .*--frob" "" info ${model} --frob)
 check(info_without_model 2 "^halibit: model is required; see halibit info --help" "" info)
 check(run_without_output 2 "^halibit: --output is required" "" run ${model} --input ${input})
-check(bad_isa 2 "^halibit: --isa: unknown isa 'sse9' \\(expected auto, avx512, avx2, scalar or arm64\\)" ""
+check(bad_isa 2 "^halibit: --isa: unknown isa 'sse9' \\(expected auto, avx512, avx2, scalar, arm64 or arm64_dotprod\\)" ""
       run ${model} -i ${input} -o ${WORK}/x.npy --isa sse9)
 check(bad_kernels 2 "^halibit: --kernels: unknown kernel choice 'fast'" "" bench ${model} --kernels fast)
 check(zero_threads 2 "^halibit: --threads: " "" bench ${model} --threads 0)

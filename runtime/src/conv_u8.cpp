@@ -89,8 +89,12 @@ void run(Kernel k, const uint8_t* codes, const ActivationShape& s, const U8Weigh
     auto output = view<T>(out, {{cog, 1}, {w.groups, cog}, {o.h * o.w, o.c}, {o.n, o.c * o.h * o.w}});
     bool whole_blocks = w.in_channels_per_group % 4 == 0;
     auto sums = view<int32_t>(w.sums.data(), {{int(w.sums.size()), 1}});
-    void* args[] = {in.raw_buffer(), pads.raw_buffer(), weights.raw_buffer(), &stride, &pad, multiplier.raw_buffer(),
-                    bias.raw_buffer(), &shift, &out_bits, &whole_blocks, &chunk, sums.raw_buffer(), output.raw_buffer()};
+    static const int16_t kOnes[2] = {1, 1};  // the narrow library's vpmaddwd operand
+    auto ones = view<int16_t>(kOnes, {{2, 1}});
+    void* args[] = {in.raw_buffer(),      pads.raw_buffer(), weights.raw_buffer(), &stride,
+                    &pad,                 multiplier.raw_buffer(), bias.raw_buffer(), &shift,
+                    &out_bits,            &whole_blocks,     &chunk,               sums.raw_buffer(),
+                    ones.raw_buffer(),    output.raw_buffer()};
     call_kernel(k, args);
 }
 
