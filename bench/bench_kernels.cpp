@@ -83,7 +83,8 @@ struct HalibitConv {
     void operator()(benchmark::State& state, const ConvShape& s, int threads) const {
         if (!use_isa(state, isa, threads)) return;
         std::mt19937 rng(1);
-        const WeightEncoding enc = family == bconv ? WeightEncoding::binary : WeightEncoding::signed_;
+        // W1: binary weights (bconv's sign activations, or bitserial's unsigned codes).
+        const WeightEncoding enc = wbits == 1 ? WeightEncoding::binary : WeightEncoding::signed_;
         std::vector<uint8_t> codes(size_t(s.height) * s.width * s.in_channels);
         for (auto& c : codes) c = uint8_t(rng() & ((1u << abits) - 1));
         std::vector<int8_t> w(size_t(s.out_channels) * s.kernel * s.kernel * s.in_channels);
@@ -205,6 +206,7 @@ void register_all() {
     for (Isa isa : {Isa::avx512, Isa::avx2, Isa::scalar}) {
         const std::string suffix = std::string("_") + isa_name(isa);
         engines.push_back({"bconv_w1a1" + suffix, HalibitConv{HalibitConv::bconv, 1, 1, isa}});
+        engines.push_back({"bitserial_w1a2" + suffix, HalibitConv{HalibitConv::bitserial, 1, 2, isa}});
         engines.push_back({"bitserial_w2a2" + suffix, HalibitConv{HalibitConv::bitserial, 2, 2, isa}});
         engines.push_back({"bitserial_w4a4" + suffix, HalibitConv{HalibitConv::bitserial, 4, 4, isa}});
         engines.push_back({"u8_w8a8" + suffix, HalibitConvU8{isa}});
