@@ -5,12 +5,15 @@
 // Func becomes one vpinsrb per lane). But for an extern call `name(args)` of vector type it
 // looks for a function `name` + "x" + lanes in the module and calls that with vector arguments
 // (CodeGen_LLVM::find_vector_runtime_function). So the LLVM bitcode in generators/lookup16/
-// defines halibit_lookup16 (scalar) and halibit_lookup16x16/x32/x64 (the shuffle), and
+// defines halibit_lookup16 (scalar) and halibit_lookup16x16/x32/x64 (x86) or x8/x16 (arm64: the
+// shuffle), and
 // use_lookup16() links the target's file into the generated module (ExternalCode).
 //
 // The table is four uint32 words (bytes 0..3, 4..7, 8..11, 12..15, little-endian) that must be
 // the same in every lane of a vector: the vector versions read lane 0. Kernels pass values that
-// do not depend on the vectorized variable (the output channel). idx must be below 16.
+// do not depend on the vectorized variable (the output channel); a schedule that vectorizes
+// another dimension (an autoscheduler's) can break that, so such variants must be checked
+// bit-exact. idx must be below 16.
 #pragma once
 #include <fstream>
 #include <iterator>

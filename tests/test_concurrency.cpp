@@ -32,7 +32,7 @@ TEST(Concurrency, SharedModelSeparateSessions) {
         inputs.push_back(std::move(x));
     }
     std::vector<Isa> isas;
-    for (Isa isa : {Isa::avx512, Isa::avx2, Isa::scalar, Isa::arm64})
+    for (Isa isa : {Isa::avx512, Isa::avx2, Isa::scalar, Isa::arm64, Isa::arm64_dotprod})
         if (isa_available(isa)) isas.push_back(isa);
     ASSERT_FALSE(isas.empty());
 

@@ -171,6 +171,8 @@ TEST_F(ConvU8, NarrowWeights) {
         check_case({{1, 5, 6, 28, 70, 3, 1, 1, 1}, true, 8, act_bits, max_abs});    // 7 blocks
         check_case({{1, 14, 14, 64, 64, 3, 1, 1, 1}, false, 8, act_bits, max_abs});
     }
+    // A7 against -128: the largest exact pair sum, 2 x 127 x 128 = 32512.
+    check_case({{1, 6, 6, 64, 16, 3, 1, 1, 1}, false, 8, 7, 128});
     // The extremes: every code 255 (or 15) against -64 and 63 everywhere.
     for (auto [act_bits, wv] : {std::pair{8, -64}, {8, 63}, {4, -8}, {4, 7}}) {
         ConvCase cc{1, 5, 5, 64, 20, 3, 1, 1, 1};
@@ -194,6 +196,20 @@ TEST_F(ConvU8, Depthwise) {
     check_case({{1, 6, 6, 8, 16, 3, 1, 1, 8}, false, 8});
 }
 
+// Pad values above the codes' range take the narrow library's bound with them: 4-bit codes, pad
+// 255, |w| <= 64 (pairs of 2 x 255 x 64 at the border; a chunk of 16 blocks would overflow).
+TEST_F(ConvU8, PadValuesAboveTheCodes) {
+    const ConvCase cc{1, 6, 7, 64, 24, 3, 1, 1, 1};
+    auto codes = random_u8(1, 6, 7, 64, 4);
+    auto weights = random_i8(24, 3, 3, 64, 64);
+    const std::vector<uint8_t> pads(64, 255);
+    auto expected = reference(codes, weights, cc, pads);
+    auto w = prepare_u8_weights(weights.data.data(), 24, 3, 3, 64, 1);
+    std::vector<int32_t> acc(expected.size());
+    conv_u8(codes.data.data(), {1, 6, 7, 64}, w, {1, 1}, pads.data(), acc.data(), 4);
+    EXPECT_EQ(first_mismatch(expected.data, acc.data(), acc.size()), "");
+}
+
 TEST(ConvU8Errors, MismatchedShapesAreReported) {
     auto w = random_i8(4, 3, 3, 8);
     auto pw = prepare_u8_weights(w.data.data(), 4, 3, 3, 8, 1);
@@ -208,6 +224,9 @@ TEST(ConvU8Errors, MismatchedShapesAreReported) {
     std::vector<uint8_t> codes(64);
     EXPECT_THROW(conv_u8(in8.data(), {1, 3, 3, 8}, pw, {1, 1}, nullptr, rq, codes.data()), Error);  // 2 of 4 channels
     EXPECT_THROW(prepare_u8_weights(w.data.data(), 4, 3, 3, 8, 3), Error);  // groups
+    std::vector<uint8_t> wide(3 * 3 * 8, 16);  // 5-bit codes said to be 4-bit
+    EXPECT_THROW(conv_u8(wide.data(), {1, 3, 3, 8}, pw, {1, 1}, nullptr, out.data(), 4), Error);
+    EXPECT_THROW(conv_u8(in8.data(), {1, 3, 3, 8}, pw, {1, 1}, nullptr, out.data(), 9), Error);  // act_bits
 }
 
 }  // namespace

@@ -62,17 +62,19 @@ TEST_F(Glue, AddBothInputTypes) {
 }
 
 TEST_F(Glue, MaxPool) {
-    struct Case { int n, h, w, c, k, stride, pad; };
-    std::vector<Case> cases = {{1, 112, 112, 64, 3, 2, 1}, {2, 5, 7, 3, 3, 2, 1}, {1, 9, 9, 17, 3, 1, 1},
-                               {1, 8, 6, 65, 2, 2, 0},     {1, 1, 1, 5, 1, 1, 0}, {2, 10, 11, 33, 5, 3, 2}};
-    for (int c : channel_sweep()) cases.push_back({1, 6, 7, c, 3, 2, 1});
+    struct Case { int n, h, w, c, kh, kw, stride, pad; };
+    std::vector<Case> cases = {{1, 112, 112, 64, 3, 3, 2, 1}, {2, 5, 7, 3, 3, 3, 2, 1}, {1, 9, 9, 17, 3, 3, 1, 1},
+                               {1, 8, 6, 65, 2, 2, 2, 0},     {1, 1, 1, 5, 1, 1, 1, 0}, {2, 10, 11, 33, 5, 5, 3, 2},
+                               {1, 7, 9, 16, 3, 2, 1, 1},     {1, 9, 7, 19, 2, 3, 2, 0}};  // and non-square windows
+    for (int c : channel_sweep()) cases.push_back({1, 6, 7, c, 3, 3, 2, 1});
     for (const Case& k : cases) {
         SCOPED_TRACE("max_pool " + std::to_string(k.h) + "x" + std::to_string(k.w) + "x" + std::to_string(k.c) + " k" +
-                     std::to_string(k.k) + "s" + std::to_string(k.stride) + "p" + std::to_string(k.pad));
+                     std::to_string(k.kh) + "x" + std::to_string(k.kw) + "s" + std::to_string(k.stride) + "p" +
+                     std::to_string(k.pad));
         auto in = random_bytes(size_t(k.n) * k.h * k.w * k.c);
-        auto expected = ref::max_pool(in.data(), k.n, k.h, k.w, k.c, k.k, k.k, k.stride, k.pad);
+        auto expected = ref::max_pool(in.data(), k.n, k.h, k.w, k.c, k.kh, k.kw, k.stride, k.pad);
         std::vector<uint8_t> out(expected.size(), 0xEE);
-        max_pool(in.data(), {k.n, k.h, k.w, k.c}, k.k, k.k, k.stride, k.pad, out.data());
+        max_pool(in.data(), {k.n, k.h, k.w, k.c}, k.kh, k.kw, k.stride, k.pad, out.data());
         EXPECT_EQ(first_mismatch(expected, out.data(), out.size()), "");
     }
 }

@@ -149,6 +149,14 @@ TEST_F(LutConv, LayerShapes) {
     check_case({{1, 9, 11, 64, 128, 1, 1, 0, 1}, kTable, kSigned, 2, 8, 8});
 }
 
+// Where a kernel row's uint16 sums stop fitting (blocks x kw x 60 > 65535 at A4: 364 blocks
+// fit, 368 do not) the general int32 accumulator takes over from the byte accumulators.
+TEST_F(LutConv, WideLayersTakeTheGeneralAccumulator) {
+    for (int cin : {1456, 1472})
+        for (auto [e, wb] : {std::pair{kSigned, 2}, {kSigned, 4}, {kBinary, 1}})
+            check_case({{1, 3, 3, cin, 9, 3, 1, 1, 1}, kTable, e, wb, 4, 8});
+}
+
 // The shape the autoscheduler baseline is estimated for (bench/sweep.py's Li2018 row runs only
 // this test on it: its tiles assume the estimates); the tuned kernel passes it like any other.
 TEST(LutConvAutoscheduled, MatchesReferenceOnTheEstimatedShape) {
@@ -172,6 +180,8 @@ TEST(LutConvErrors, BadInputIsReported) {
     auto big = prepare_lut_codebook_weights(idx.data(), 4, 3, 3, 8, 1, {0, 50});
     EXPECT_THROW(lut_conv(in.data(), {1, 3, 3, 8}, 2, big, {1, 1}, out.data()), Error);  // 50 * 3 > 127
     EXPECT_NO_THROW(lut_conv(in.data(), {1, 3, 3, 8}, 1, big, {1, 1}, out.data()));
+    std::vector<uint8_t> wide(3 * 3 * 8, 4);  // codes of 3 bits for a 2-bit layer
+    EXPECT_THROW(lut_conv(wide.data(), {1, 3, 3, 8}, 2, pw, {1, 1}, out.data()), Error);
 }
 
 }  // namespace

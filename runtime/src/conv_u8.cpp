@@ -151,18 +151,26 @@ ActivationShape conv_output_shape(const ActivationShape& in, const U8Weights& w,
 }
 
 namespace {
-// The largest value the kernel reads: a code (below 2^act_bits) or a pad value.
-int largest_code(const ActivationShape& s, const uint8_t* pad_values, int act_bits) {
+// The largest value the kernel reads: a code (below 2^act_bits, checked: the narrow library
+// would overflow on larger ones) or a pad value. After check_shapes (it reads s.c pad values).
+int largest_code(const uint8_t* codes, const ActivationShape& s, const uint8_t* pad_values, int act_bits) {
     if (act_bits < 1 || act_bits > 8) throw Error("conv_u8: act_bits " + std::to_string(act_bits) + " is outside 1..8");
-    int m = (1 << act_bits) - 1;
-    if (pad_values && s.c > 0) m = std::max(m, int(*std::max_element(pad_values, pad_values + s.c)));
-    return m;
+    const int m = (1 << act_bits) - 1;
+    if (act_bits < 8) {
+        const size_t n = size_t(s.n) * s.h * s.w * s.c;
+        const int top = n ? int(*std::max_element(codes, codes + n)) : 0;
+        if (top > m)
+            throw Error("conv_u8: a code is " + std::to_string(top) + ", above the " + std::to_string(m) + " that act_bits " +
+                        std::to_string(act_bits) + " allows");
+    }
+    return pad_values ? std::max(m, int(*std::max_element(pad_values, pad_values + s.c))) : m;
 }
 }  // namespace
 
 void conv_u8(const uint8_t* in, const ActivationShape& s, const U8Weights& w, ConvGeometry g, const uint8_t* pad_values,
              int32_t* out, int act_bits) {
-    const int chunk = narrow_chunk(w, largest_code(s, pad_values, act_bits));
+    check_shapes(s, w, g);
+    const int chunk = narrow_chunk(w, largest_code(in, s, pad_values, act_bits));
     run(chunk ? Kernel::halibit_conv_u8_narrow_int32 : Kernel::halibit_conv_u8_int32, in, s, w, g, pad_values,
         no_requantization(), out, chunk);
 }
@@ -170,7 +178,8 @@ void conv_u8(const uint8_t* in, const ActivationShape& s, const U8Weights& w, Co
 void conv_u8(const uint8_t* in, const ActivationShape& s, const U8Weights& w, ConvGeometry g, const uint8_t* pad_values,
              const Requantization& rq, uint8_t* out, int act_bits) {
     check_requantization(rq, w.out_channels);
-    const int chunk = narrow_chunk(w, largest_code(s, pad_values, act_bits));
+    check_shapes(s, w, g);
+    const int chunk = narrow_chunk(w, largest_code(in, s, pad_values, act_bits));
     run(chunk ? Kernel::halibit_conv_u8_narrow_codes : Kernel::halibit_conv_u8_codes, in, s, w, g, pad_values, rq, out,
         chunk);
 }

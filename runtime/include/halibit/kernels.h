@@ -129,8 +129,8 @@ struct U8Weights {
 };
 U8Weights prepare_u8_weights(const int8_t* ohwi, int out_channels, int kernel_h, int kernel_w, int in_channels_per_group,
                              int groups);
-// act_bits: the codes (and pad values) are below 2^act_bits; narrower codes and weights let AVX2
-// sum products in int16 (vpmaddubsw), exactly.
+// act_bits: the codes are below 2^act_bits (checked: halibit::Error otherwise); narrower codes
+// (and pad values) and weights let AVX2 sum products in int16 (vpmaddubsw), exactly.
 void conv_u8(const uint8_t* codes_nhwc, const ActivationShape& in, const U8Weights& w, ConvGeometry g,
              const uint8_t* pad_values, int32_t* out_nhwc, int act_bits = 8);
 void conv_u8(const uint8_t* codes_nhwc, const ActivationShape& in, const U8Weights& w, ConvGeometry g,
@@ -141,7 +141,7 @@ ActivationShape conv_output_shape(const ActivationShape& in, const U8Weights& w,
 //   pairwise (DeepGEMM): W <= 2 x A <= 2; the weights are indices into 4 integer levels, any
 //     codebook whose products with the codes fit int8 (|level| * (2^A - 1) <= 127 or 128).
 //   activation_table (T-MAC): W1..4 (binary, signed, odd) x A1..8.
-// Codes must be below 2^act_bits.
+// Codes must be below 2^act_bits (checked: halibit::Error otherwise).
 enum class LutAlgorithm { pairwise, activation_table };
 const char* lut_algorithm_name(LutAlgorithm a);
 
