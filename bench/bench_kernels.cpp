@@ -72,6 +72,36 @@ bool use_isa(benchmark::State& state, Isa isa, int threads) {
     return true;
 }
 
+// Random A-bit codes and W-bit weights (binary at W1, else signed) of a layer, the same for
+// every low-bit engine.
+struct LowBitOperands {
+    WeightEncoding encoding;
+    std::vector<uint8_t> codes;  // NHWC, one image
+    std::vector<int8_t> weights; // OHWI
+    LowBitOperands(const ConvShape& s, int wbits, int abits)
+        : encoding(wbits == 1 ? WeightEncoding::binary : WeightEncoding::signed_),
+          codes(size_t(s.height) * s.width * s.in_channels),
+          weights(size_t(s.out_channels) * s.kernel * s.kernel * s.in_channels) {
+        std::mt19937 rng(1);
+        for (auto& c : codes) c = uint8_t(rng() & ((1u << abits) - 1));
+        const int lo = encoding_min(encoding, wbits), hi = encoding_max(encoding, wbits);
+        for (auto& v : weights) {
+            do v = int8_t(lo + int(rng() % unsigned(hi - lo + 1)));
+            while (!encoding_contains(encoding, wbits, v));
+        }
+    }
+};
+
+// A layer's output stage for the low-bit engines: out_bits codes from a uniform multiplier.
+Requantization low_bit_requantization(const ConvShape& s, int out_bits) {
+    Requantization rq;
+    rq.shift = 16;
+    rq.out_bits = out_bits;
+    rq.multiplier.assign(s.out_channels, 1 << 10);
+    rq.bias.assign(s.out_channels, 0);
+    return rq;
+}
+
 // A halibit popcount convolution: W-bit weights x A-bit activations, codes in and codes out.
 struct HalibitConv {
     enum Family { bconv, bitserial };
@@ -82,23 +112,11 @@ struct HalibitConv {
 
     void operator()(benchmark::State& state, const ConvShape& s, int threads) const {
         if (!use_isa(state, isa, threads)) return;
-        std::mt19937 rng(1);
-        // W1: binary weights (bconv's sign activations, or bitserial's unsigned codes).
-        const WeightEncoding enc = wbits == 1 ? WeightEncoding::binary : WeightEncoding::signed_;
-        std::vector<uint8_t> codes(size_t(s.height) * s.width * s.in_channels);
-        for (auto& c : codes) c = uint8_t(rng() & ((1u << abits) - 1));
-        std::vector<int8_t> w(size_t(s.out_channels) * s.kernel * s.kernel * s.in_channels);
-        for (auto& v : w) {
-            const int lo = encoding_min(enc, wbits), hi = encoding_max(enc, wbits);
-            do v = int8_t(lo + int(rng() % unsigned(hi - lo + 1)));
-            while (!encoding_contains(enc, wbits, v));
-        }
-        const PackedWeights pw = pack_weights(w.data(), s.out_channels, s.kernel, s.kernel, s.in_channels, 1, enc, wbits);
-        Requantization rq;
-        rq.shift = 16;
-        rq.out_bits = family == bconv ? 1 : abits;
-        rq.multiplier.assign(s.out_channels, 1 << 10);
-        rq.bias.assign(s.out_channels, 0);
+        const LowBitOperands x(s, wbits, abits);
+        const std::vector<uint8_t>& codes = x.codes;
+        const PackedWeights pw =
+            pack_weights(x.weights.data(), s.out_channels, s.kernel, s.kernel, s.in_channels, 1, x.encoding, wbits);
+        const Requantization rq = low_bit_requantization(s, family == bconv ? 1 : abits);
         const ActivationShape in_shape{1, s.height, s.width, s.in_channels};
         PackedActivations in;
         std::vector<uint8_t> out(size_t(conv_out_size(s.height, s.kernel, s.stride, s.pad)) *
@@ -157,23 +175,11 @@ struct HalibitLut {
 
     void operator()(benchmark::State& state, const ConvShape& s, int threads) const {
         if (!use_isa(state, isa, threads)) return;
-        std::mt19937 rng(1);
-        const WeightEncoding enc = wbits == 1 ? WeightEncoding::binary : WeightEncoding::signed_;
-        std::vector<uint8_t> codes(size_t(s.height) * s.width * s.in_channels);
-        for (auto& c : codes) c = uint8_t(rng() & ((1u << abits) - 1));
-        std::vector<int8_t> w(size_t(s.out_channels) * s.kernel * s.kernel * s.in_channels);
-        for (auto& v : w) {
-            const int lo = encoding_min(enc, wbits), hi = encoding_max(enc, wbits);
-            do v = int8_t(lo + int(rng() % unsigned(hi - lo + 1)));
-            while (!encoding_contains(enc, wbits, v));
-        }
-        const LutWeights lw = prepare_lut_weights(algorithm, w.data(), s.out_channels, s.kernel, s.kernel, s.in_channels, 1,
-                                                  enc, wbits);
-        Requantization rq;
-        rq.shift = 16;
-        rq.out_bits = abits;
-        rq.multiplier.assign(s.out_channels, 1 << 10);
-        rq.bias.assign(s.out_channels, 0);
+        const LowBitOperands x(s, wbits, abits);
+        const std::vector<uint8_t>& codes = x.codes;
+        const LutWeights lw = prepare_lut_weights(algorithm, x.weights.data(), s.out_channels, s.kernel, s.kernel,
+                                                  s.in_channels, 1, x.encoding, wbits);
+        const Requantization rq = low_bit_requantization(s, abits);
         const ActivationShape in_shape{1, s.height, s.width, s.in_channels};
         std::vector<uint8_t> out(size_t(conv_out_size(s.height, s.kernel, s.stride, s.pad)) *
                                  conv_out_size(s.width, s.kernel, s.stride, s.pad) * s.out_channels);

@@ -12,7 +12,7 @@ using namespace Halide;
 //
 // input   (k, j, g, x, y, n): word k of plane j of group g at pixel (x, y) of image n
 // weights (c, k, i, kx, ky, g): word k of plane i of output channel c of group g; the channel
-//         extent is padded with zero words to a multiple of PackedWeights::kWeightChannelAlign
+//         extent is padded with zero words to a multiple of kWeightChannelAlign
 //         (runtime/include/halibit/kernels.h) so that vector tiles never read past the end (the
 //         output itself is not padded).
 // output  int32 / codes: (c, g, x, y, n); packed: (kb, j, g, x, y, n) with the same groups.

@@ -12,7 +12,7 @@
 //              r (extent 4) innermost, so the four weights one 32-bit lane of a dot product needs
 //              are adjacent and a vector of output channels is one load. Input channels are
 //              padded with zero weights to Cgp = 4 * cb extent, output channels with zero weights
-//              to a multiple of 64 (kU8WeightChannelAlign in runtime/src/conv_u8.cpp): register
+//              to a multiple of 64 (kWeightChannelAlign in runtime/include/halibit/kernels.h): register
 //              tiles never read past the end.
 //   output     (c, g, p, n)  int32 or uint8 codes, p = y * out_width + x (NHWC: x and y are one
 //              dimension of stride C), c < Cog = output channels per group.
@@ -20,6 +20,7 @@
 // (the 7x7 and 14x14 layers would otherwise waste a large part of each row's last tile); a tile
 // running past the last pixel recomputes it.
 #include "Halide.h"
+#include "flattened_window.h"
 #include "output_stage.h"
 #include "../schedules/conv_u8.h"
 
@@ -99,16 +100,10 @@ public:
         padded(ci, x, g, y, n) = layout.shifted_activations ? cast<int8_t>(code ^ cast<uint8_t>(0x80))
                                                             : cast(layout.activation_type, code);
 
-        // Output pixel p of the flattened image; tiles past the last pixel recompute it.
-        Expr out_w = (in_w + 2 * pad - kw) / stride + 1;
-        Expr out_h = (in_h + 2 * pad - kh) / stride + 1;
-        Expr pp = min(p, out_w * out_h - 1);
-        // The window origin of each output pixel, a table computed once per call (tuned schedules)
-        // rather than a division per pixel of every register tile; clamped to the padded image so
-        // that Halide can bound the reads through it.
-        Func window("window");
-        window(p) = Tuple((pp % out_w) * stride - pad, (pp / out_w) * stride - pad);
-        Expr wx = clamp(window(p)[0], -pad, in_w + pad - kw), wy = clamp(window(p)[1], -pad, in_h + pad - kh);
+        // Output pixel p of the flattened image and its window origin.
+        FlattenedWindow fw = flattened_window(p, in_w, in_h, kw, kh, stride, pad);
+        Func window = fw.window;
+        Expr wx = fw.x, wy = fw.y;
 
         // acc(h, c, g, p, n): the dot product over input channels 4 cb + h R + r (r < R), taps and
         // channel blocks. With H = 1 it is the whole sum and the R = 4 products of one lane reduce

@@ -24,6 +24,7 @@
 //   levels  (j) int32: pairwise the 4 levels; activation_table the plane shifts
 //   output  (c, g, p, n), p = y * out_width + x, as conv_u8
 #include "Halide.h"
+#include "flattened_window.h"
 #include "lookup16.h"
 #include "output_stage.h"
 #include "../schedules/lut_conv.h"
@@ -76,13 +77,10 @@ public:
         code(ci, x, g, y, n) = select(inside, input(g * cg + clamp(ci, 0, cg - 1), clamp(x, 0, in_w - 1), clamp(y, 0, in_h - 1), n),
                                       cast<uint8_t>(0));
 
-        // Output pixel p of the flattened image; its window origin (conv_u8 does the same).
-        Expr out_w = (in_w + 2 * pad - kw) / stride + 1;
-        Expr out_h = (in_h + 2 * pad - kh) / stride + 1;
-        Expr pp = min(p, out_w * out_h - 1);
-        Func window("window");
-        window(p) = Tuple((pp % out_w) * stride - pad, (pp / out_w) * stride - pad);
-        Expr wx = clamp(window(p)[0], -pad, in_w + pad - kw), wy = clamp(window(p)[1], -pad, in_h + pad - kh);
+        // Output pixel p of the flattened image and its window origin.
+        FlattenedWindow fw = flattened_window(p, in_w, in_h, kw, kh, stride, pad);
+        Func window = fw.window;
+        Expr wx = fw.x, wy = fw.y;
 
         LutConvSchedule s;
         Func acc("acc");

@@ -13,14 +13,7 @@
 namespace halibit {
 namespace {
 
-// Output channels of a group are padded with zero weights to this multiple, so that the
-// kernels' register tiles (64 channels on AVX-512) never read past the end.
-constexpr int kU8WeightChannelAlign = 64;
-
-int padded_out_channels(const U8Weights& w) {
-    const int cog = w.out_channels / w.groups;
-    return (cog + kU8WeightChannelAlign - 1) / kU8WeightChannelAlign * kU8WeightChannelAlign;
-}
+int padded_out_channels(const U8Weights& w) { return halibit::padded_out_channels(w.out_channels / w.groups); }
 int channel_blocks(const U8Weights& w) { return (w.in_channels_per_group + 3) / 4; }
 
 // The weights as the kernels read them: (r, c, cb, kx, ky, g), see prepare_u8_weights.
@@ -60,7 +53,7 @@ int narrow_chunk(const U8Weights& w, int max_code) {
 template <typename T>
 void run(Kernel k, const uint8_t* codes, const ActivationShape& s, const U8Weights& w, ConvGeometry geo,
          const uint8_t* pad_values, const Requantization& rq, T* out, int32_t chunk) {
-    check_shapes(s, w, geo);
+    // The callers have run check_shapes.
     const ActivationShape o = conv_output_shape(s, w, geo);
     const int cog = w.out_channels / w.groups;
     auto in = view<uint8_t>(codes, {{s.c, 1}, {s.w, s.c}, {s.h, s.c * s.w}, {s.n, s.c * s.w * s.h}});
@@ -102,7 +95,7 @@ void run(Kernel k, const uint8_t* codes, const ActivationShape& s, const U8Weigh
 
 // Layout (r, c, cb, kx, ky, g), r innermost: input channel 4 cb + r of output channel c of group
 // g at tap (ky, kx). Input channels are padded with zeros to a multiple of 4, output channels to
-// a multiple of kU8WeightChannelAlign.
+// a multiple of kWeightChannelAlign (halibit/kernels.h).
 U8Weights prepare_u8_weights(const int8_t* ohwi, int out_channels, int kernel_h, int kernel_w, int cin_per_group,
                              int groups) {
     if (groups < 1 || out_channels < 1 || out_channels % groups)
@@ -155,14 +148,8 @@ namespace {
 // would overflow on larger ones) or a pad value. After check_shapes (it reads s.c pad values).
 int largest_code(const uint8_t* codes, const ActivationShape& s, const uint8_t* pad_values, int act_bits) {
     if (act_bits < 1 || act_bits > 8) throw Error("conv_u8: act_bits " + std::to_string(act_bits) + " is outside 1..8");
+    check_codes_fit("conv_u8", codes, s, act_bits);
     const int m = (1 << act_bits) - 1;
-    if (act_bits < 8) {
-        const size_t n = size_t(s.n) * s.h * s.w * s.c;
-        const int top = n ? int(*std::max_element(codes, codes + n)) : 0;
-        if (top > m)
-            throw Error("conv_u8: a code is " + std::to_string(top) + ", above the " + std::to_string(m) + " that act_bits " +
-                        std::to_string(act_bits) + " allows");
-    }
     return pad_values ? std::max(m, int(*std::max_element(pad_values, pad_values + s.c))) : m;
 }
 }  // namespace

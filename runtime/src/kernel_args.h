@@ -2,6 +2,7 @@
 // runtime owns (packed tensors and NHWC arrays as strided views) and the requantization
 // arguments.
 #pragma once
+#include <algorithm>
 #include <initializer_list>
 #include <string>
 #include <utility>
@@ -30,6 +31,17 @@ inline void check_requantization(const Requantization& rq, int out_channels) {
                     std::to_string(out_channels) + ")");
     if (rq.shift < 0 || rq.shift > 62 || rq.out_bits < 1 || rq.out_bits > 8)
         throw Error("requantization: shift must be 0..62 and out_bits 1..8");
+}
+
+// Codes read by a kernel that relies on their width (conv_u8's narrow library, lut_conv's tables)
+// must be below 2^act_bits: throws halibit::Error naming `kernel` and the first value that is not.
+inline void check_codes_fit(const std::string& kernel, const uint8_t* codes, const ActivationShape& s, int act_bits) {
+    if (act_bits >= 8) return;
+    const uint8_t* end = codes + size_t(s.n) * s.h * s.w * s.c;
+    const uint8_t* top = std::max_element(codes, end);
+    if (top != end && *top >= (1 << act_bits))
+        throw Error(kernel + ": a code is " + std::to_string(*top) + ", above the " + std::to_string((1 << act_bits) - 1) +
+                    " that act_bits " + std::to_string(act_bits) + " allows");
 }
 
 // The arguments the int32-output kernels take in place of a requantization (never read).

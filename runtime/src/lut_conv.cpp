@@ -11,14 +11,7 @@
 namespace halibit {
 namespace {
 
-// Output channels of a group are padded with zero weights to this multiple (the register tiles'
-// channel extent divides it: schedules/channel_tile.h).
-constexpr int kLutWeightChannelAlign = 64;
-
-int padded_out_channels(const LutWeights& w) {
-    const int cog = w.out_channels / w.groups;
-    return (cog + kLutWeightChannelAlign - 1) / kLutWeightChannelAlign * kLutWeightChannelAlign;
-}
+int padded_out_channels(const LutWeights& w) { return halibit::padded_out_channels(w.out_channels / w.groups); }
 // (k, b) extents: pairwise (1, input channels), activation_table (planes, blocks of 4 channels).
 int planes(const LutWeights& w) { return w.algorithm == LutAlgorithm::pairwise ? 1 : w.bits; }
 // activation_table blocks are padded with zero nibbles to a multiple of the kernel's byte
@@ -75,22 +68,12 @@ void check(const ActivationShape& s, int act_bits, const LutWeights& w, ConvGeom
         throw Error(name + ": weights were not made by prepare_lut_weights");
 }
 
-// Codes above 2^act_bits - 1 would index past their part of the tables: refused.
-void check_codes(const uint8_t* codes, const ActivationShape& s, int act_bits, const LutWeights& w) {
-    if (act_bits >= 8) return;
-    const size_t n = size_t(s.n) * s.h * s.w * s.c;
-    const int top = n ? int(*std::max_element(codes, codes + n)) : 0;
-    if (top >= (1 << act_bits))
-        throw Error(std::string("lut_conv (") + lut_algorithm_name(w.algorithm) + "): a code is " + std::to_string(top) +
-                    ", above the " + std::to_string((1 << act_bits) - 1) + " that act_bits " + std::to_string(act_bits) +
-                    " allows");
-}
-
 template <typename T>
 void run(Kernel k, const uint8_t* codes, const ActivationShape& s, int act_bits, const LutWeights& w, ConvGeometry geo,
          const Requantization& rq, T* out) {
     check(s, act_bits, w, geo);
-    check_codes(codes, s, act_bits, w);
+    // Codes above 2^act_bits - 1 would index past their part of the tables.
+    check_codes_fit(std::string("lut_conv (") + lut_algorithm_name(w.algorithm) + ")", codes, s, act_bits);
     const ActivationShape o = conv_output_shape(s, w, geo);
     const int cog = w.out_channels / w.groups, cp = padded_out_channels(w), kp = planes(w), bl = blocks(w);
     auto in = view<uint8_t>(codes, {{s.c, 1}, {s.w, s.c}, {s.h, s.c * s.w}, {s.n, s.c * s.w * s.h}});

@@ -45,6 +45,13 @@ struct PackedActivations {
     size_t byte_size() const { return total_words() * sizeof(uint64_t); }
 };
 
+// Every convolution's weights pad a group's output channels with zeros to a multiple of 64, so
+// that register tiles never read past the end (schedules/channel_tile.h checks the tiles).
+inline constexpr int kWeightChannelAlign = 64;
+inline int padded_out_channels(int out_channels_per_group) {
+    return (out_channels_per_group + kWeightChannelAlign - 1) / kWeightChannelAlign * kWeightChannelAlign;
+}
+
 // Weights as bit planes for the popcount kernels: words(c, k, i, kx, ky, g), the output channel
 // c innermost and padded with zeros to a multiple of kWeightChannelAlign.
 struct PackedWeights {
@@ -56,11 +63,8 @@ struct PackedWeights {
     // byte: nibbles(c, i, m, k, kx, ky, g) holds bits 4m..4m+3 of word k (docs/kernels.md).
     std::vector<uint8_t> nibbles;
 
-    static constexpr int kWeightChannelAlign = 64;
     int out_channels_per_group() const { return out_channels / groups; }
-    int padded_channels() const {
-        return (out_channels_per_group() + kWeightChannelAlign - 1) / kWeightChannelAlign * kWeightChannelAlign;
-    }
+    int padded_channels() const { return padded_out_channels(out_channels_per_group()); }
     int words() const { return (in_channels_per_group + 63) / 64; }
 };
 
