@@ -131,15 +131,17 @@ PackedWeights pack_weights(const int8_t* ohwi, int out_channels, int kernel_h, i
                     }
                 }
 #if HALIBIT_TABLE_KERNELS
-    // (c, k, i, tap) words to (c, i, m, k, tap) nibbles; `tap` runs over (kx, ky, g).
+    // (c, k, i, tap) words to (c % 64, i, m, k, tap, c / 64) nibbles; `tap` runs over (kx, ky, g).
     p.nibbles.resize(p.words_data.size() * 16);
-    for (size_t tap = 0; tap < size_t(kernel_w) * kernel_h * groups; tap++)
+    const size_t taps = size_t(kernel_w) * kernel_h * groups, block = size_t(kWeightChannelAlign) * bits * 16 * words * taps;
+    for (size_t tap = 0; tap < taps; tap++)
         for (int k = 0; k < words; k++)
             for (int i = 0; i < bits; i++)
                 for (int c = 0; c < cp; c++) {
                     const uint64_t word = p.words_data[c + size_t(cp) * (k + size_t(words) * (i + bits * tap))];
+                    uint8_t* row = &p.nibbles[(c / kWeightChannelAlign) * block + c % kWeightChannelAlign];
                     for (int m = 0; m < 16; m++)
-                        p.nibbles[c + size_t(cp) * (i + size_t(bits) * (m + 16 * (k + size_t(words) * tap)))] =
+                        row[kWeightChannelAlign * (i + size_t(bits) * (m + 16 * (k + size_t(words) * tap)))] =
                             uint8_t((word >> (4 * m)) & 15);
                 }
 #endif

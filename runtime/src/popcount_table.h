@@ -1,9 +1,8 @@
 // The AVX2 path of bconv and bitserial_conv: popcounts read from 16-entry byte tables with
 // vpshufb, one table per activation nibble, indexed by weight nibbles (docs/kernels.md, "AVX2
-// table kernels"). Halide 14 cannot emit a vpshufb whose table is data (its `dynamic_shuffle`
-// intrinsic is Hexagon-only; a 16-entry gather scalarises to byte loads), so this loop is C++
-// with intrinsics; it computes the same int32 accumulators as the Halide kernels, to the bit,
-// and the requantize generator applies the same output stage.
+// table kernels"). C++ with intrinsics: it computes the same int32 accumulators as the Halide
+// kernels, to the bit, and the requantize generator applies the same output stage. (Halide 14's
+// own vpshufb, generators/lookup16.h, came later: the lut_conv kernels built on it are slower.)
 #pragma once
 #include <cstdint>
 
@@ -11,14 +10,22 @@
 
 namespace halibit {
 
+// The most taps the table kernels take (per-pixel arrays of the epilogue).
+inline constexpr int kMaxTableTaps = 64;
+
 // The table kernels' sums fit their 16-bit accumulators: window (input channels per group x
 // taps) x largest code <= 65535. Also the kernel choice table's rule (kernel_choice.h).
 inline constexpr bool table_sums_fit(int64_t window, int activation_bits) {
     return window * ((int64_t(1) << activation_bits) - 1) <= 65535;
 }
 
-// True if the table kernels handle this convolution: x86 builds, and sums that fit.
-bool popcount_table_fits(const PackedActivations& in, const PackedWeights& w);
+// True if the table kernels handle this convolution (x86 builds): sums that fit, at most
+// kMaxTableTaps taps, and the weights' nibbles.
+inline bool popcount_table_fits(const PackedActivations& in, const PackedWeights& w) {
+    const int taps = w.kernel_h * w.kernel_w;
+    return table_sums_fit(int64_t(w.in_channels_per_group) * taps, in.planes) && taps <= kMaxTableTaps &&
+           !w.nibbles.empty();
+}
 
 // int32 accumulators, NHWC, as halibit_bconv_int32 / halibit_bitserial_conv_int32 compute them.
 // Needs AVX2 (the caller checks the ISA) and w.nibbles.

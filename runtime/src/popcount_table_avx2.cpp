@@ -25,17 +25,28 @@
 namespace halibit {
 namespace {
 
-// Output-channel vectors (32 channels each) and pixels per tile, by weight planes: the byte
-// accumulators (pixels x planes x vectors), the weight vectors (planes x vectors), a table and a
-// shuffle result fill the 16 ymm registers (more spills the accumulators: measured slower).
-// W1 and W2 take 64 channels (6 and 2 pixels); W3 and W4 32 channels, so that 3 and 2 pixels
-// share each weight load: W4A4 1.5x faster than 64 channels x 1 pixel, while W2 at 32 channels
-// x 5 pixels was 3% slower than 64 x 2 (docs/kernels.md).
-template <int BITS>
-constexpr int kVectors = BITS <= 2 ? 2 : 1;
-template <int BITS>
-constexpr int kPixels = BITS == 1 ? 6 : BITS == 2 ? 2 : BITS == 3 ? 3 : 2;
-constexpr int kMaxTaps = 64;
+// The vector operations of the loop, by name.
+struct Ymm {
+    using V = __m256i;
+    static constexpr int kBytes = 32;
+    static V zero() { return _mm256_setzero_si256(); }
+    static V load(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
+    static void store(void* p, V v) { _mm256_storeu_si256(static_cast<__m256i*>(p), v); }
+    static V table(const void* p) { return _mm256_broadcastsi128_si256(_mm_load_si128(static_cast<const __m128i*>(p))); }
+    static V lookup(V t, V i) { return _mm256_shuffle_epi8(t, i); }
+    static V add8(V a, V b) { return _mm256_add_epi8(a, b); }
+    static V add16(V a, V b) { return _mm256_add_epi16(a, b); }
+    static V even(V a) { return _mm256_and_si256(a, _mm256_set1_epi16(0x00ff)); }
+    static V odd(V a) { return _mm256_srli_epi16(a, 8); }
+    // Output-channel vectors and pixels per tile, by weight planes: the byte accumulators
+    // (pixels x planes x vectors), the weight vectors (planes x vectors), a table and a shuffle
+    // result fill the 16 ymm registers (more spills the accumulators: measured slower). W1 and W2
+    // take 64 channels (6 and 2 pixels); W3 and W4 32 channels, so that 3 and 2 pixels share each
+    // weight load: W4A4 1.5x faster than 64 channels x 1 pixel, while W2 at 32 channels x 5
+    // pixels was 3% slower than 64 x 2 (docs/kernels.md).
+    static constexpr int vectors(int bits) { return bits <= 2 ? 2 : 1; }
+    static constexpr int pixels(int bits) { return bits == 1 ? 6 : bits == 2 ? 2 : bits == 3 ? 3 : 2; }
+};
 
 // Activation planes per bitserial lookup, and lookups per step (A <= 4).
 constexpr int kPlanesPerLookup = 2, kMaxLookups = 2;
@@ -44,7 +55,7 @@ constexpr int kPlanesPerLookup = 2, kMaxLookups = 2;
 // 4^l (popcount(lo & w) + 2 popcount(hi & w)) for the nibbles lo, hi of planes 2l, 2l + 1.
 constexpr int bitserial_table(int l, int lo, int hi) { return 16 + 256 * l + 16 * hi + lo; }
 struct Tables {
-    alignas(32) uint8_t t[bitserial_table(kMaxLookups, 0, 0)][16];
+    alignas(64) uint8_t t[bitserial_table(kMaxLookups, 0, 0)][16];
     Tables() {
         for (int w = 0; w < 16; w++) {
             for (int a = 0; a < 16; a++) t[a][w] = uint8_t(__builtin_popcount(a ^ w));
@@ -112,20 +123,26 @@ void build_offsets(Job& j) {
                 }
 }
 
-inline __m256i load16(const uint16_t* a) { return _mm256_load_si256(reinterpret_cast<const __m256i*>(a)); }
-inline void add16(uint16_t* a, __m256i x) {
-    _mm256_store_si256(reinterpret_cast<__m256i*>(a), _mm256_add_epi16(load16(a), x));
+// Adds v to the 16-bit sums at a.
+inline void add16(uint16_t* a, __m256i v) {
+    Ymm::store(a, Ymm::add16(Ymm::load(a), v));
 }
 
 // P consecutive output pixels (of the image, row-major from q0: a tile may span rows) of one
-// group, all output channels of the group; BITS weight planes.
+// group, the B x NV output channels of the group from cb; BITS weight planes.
 template <int P, int BITS>
-void tile(const Job& j, int n, int g, int q0) {
+void tile(const Job& j, int n, int g, int q0, int cb) {
+    using V = __m256i;
+    constexpr int NV = Ymm::vectors(BITS), B = Ymm::kBytes;
     const PackedWeights& w = *j.w;
-    const int words = w.words(), cp = w.padded_channels(), cog = w.out_channels_per_group();
+    const int words = w.words(), cog = w.out_channels_per_group();
     const int KW = w.kernel_w, KH = w.kernel_h, L = j.lookups, F = j.flush_every;
+    // This tile's block of 64 output channels in the nibbles (kernels.h), from channel cb.
+    constexpr int A = kWeightChannelAlign;
+    static_assert(A % (B * NV) == 0, "a tile's channels lie in one block of the nibbles");
+    const uint8_t* w_block =
+        w.nibbles.data() + size_t(cb / A) * A * BITS * 16 * words * KH * KW * w.groups + cb % A;
     const uint8_t* table_bytes = &tables().t[0][0];
-    const __m256i low_bytes = _mm256_set1_epi16(0x00ff);
     // Each pixel's coordinates and its window's first offsets; a tap adds the same to all.
     int ys[P], xs[P];
     const uint16_t* window[P];
@@ -135,24 +152,25 @@ void tile(const Job& j, int n, int g, int q0) {
         xs[p] = (q0 + p) % j.out_w;
         window[p] = &j.offsets[(j.pixel(n, ys[p] * j.stride - j.pad, xs[p] * j.stride - j.pad) * j.in->groups + g) * words * L * 16];
     }
-    for (int cb = 0; cb < cog; cb += 32 * kVectors<BITS>) {
+    {
         // Byte accumulators, flushed every F steps into 16-bit ones (even and odd bytes apart).
         // The 16-bit ones live in memory (stores at each flush) so that the registers hold the
         // byte accumulators.
-        __m256i acc[P][BITS][kVectors<BITS>];
-        alignas(32) uint16_t even[P][BITS][kVectors<BITS>][16] = {}, odd[P][BITS][kVectors<BITS>][16] = {};
+        V acc[P][BITS][NV];
+        alignas(64) uint16_t even[P][BITS][NV][B / 2] = {}, odd[P][BITS][NV][B / 2] = {};
+#pragma GCC unroll 32
         for (int p = 0; p < P; p++)
             for (int i = 0; i < BITS; i++)
-                for (int v = 0; v < kVectors<BITS>; v++) acc[p][i][v] = _mm256_setzero_si256();
+                for (int v = 0; v < NV; v++) acc[p][i][v] = Ymm::zero();
         int steps = 0;
         // A macro, not a lambda: captured by reference, GCC keeps the accumulators on the stack.
 #define HALIBIT_FLUSH                                                                                            \
-    for (int p = 0; p < P; p++)                                                                                 \
+    _Pragma("GCC unroll 32") for (int p = 0; p < P; p++)                                                        \
         for (int i = 0; i < BITS; i++)                                                                          \
-            for (int v = 0; v < kVectors<BITS>; v++) {                                                                \
-                add16(even[p][i][v], _mm256_and_si256(acc[p][i][v], low_bytes));                                 \
-                add16(odd[p][i][v], _mm256_srli_epi16(acc[p][i][v], 8));                                          \
-                acc[p][i][v] = _mm256_setzero_si256();                                                          \
+            for (int v = 0; v < NV; v++) {                                                                      \
+                add16(even[p][i][v], Ymm::even(acc[p][i][v]));                                              \
+                add16(odd[p][i][v], Ymm::odd(acc[p][i][v]));                                                \
+                acc[p][i][v] = Ymm::zero();                                                                     \
             }                                                                                                   \
     steps = 0;
         for (int ky = 0; ky < KH; ky++)
@@ -160,22 +178,20 @@ void tile(const Job& j, int n, int g, int q0) {
                 for (int k = 0; k < words; k++) {
                     const size_t tap = (size_t(ky) * j.padded_w + kx) * pixel_offsets + size_t(k) * L * 16;
                     const uint16_t* off[P];
+#pragma GCC unroll 32
                     for (int p = 0; p < P; p++) off[p] = window[p] + tap;
-                    const uint8_t* wk = w.nibbles.data() +
-                                        ((((size_t(g) * KH + ky) * KW + kx) * words + k) * 16) * BITS * cp + cb;
+                    const uint8_t* wk = w_block + ((((size_t(g) * KH + ky) * KW + kx) * words + k) * 16) * BITS * A;
                     for (int m = 0; m < 16; m++) {
-                        __m256i wv[BITS][kVectors<BITS>];
+                        V wv[BITS][NV];
                         for (int i = 0; i < BITS; i++)
-                            for (int v = 0; v < kVectors<BITS>; v++)
-                                wv[i][v] = _mm256_loadu_si256(
-                                    reinterpret_cast<const __m256i*>(wk + (size_t(m) * BITS + i) * cp + 32 * v));
+                            for (int v = 0; v < NV; v++) wv[i][v] = Ymm::load(wk + (size_t(m) * BITS + i) * A + B * v);
                         for (int l = 0; l < L; l++)
+#pragma GCC unroll 32
                             for (int p = 0; p < P; p++) {
-                                const __m256i t = _mm256_broadcastsi128_si256(
-                                    _mm_load_si128(reinterpret_cast<const __m128i*>(table_bytes + off[p][l * 16 + m])));
+                                const V t = Ymm::table(table_bytes + off[p][l * 16 + m]);
                                 for (int i = 0; i < BITS; i++)
-                                    for (int v = 0; v < kVectors<BITS>; v++)
-                                        acc[p][i][v] = _mm256_add_epi8(acc[p][i][v], _mm256_shuffle_epi8(t, wv[i][v]));
+                                    for (int v = 0; v < NV; v++)
+                                        acc[p][i][v] = Ymm::add8(acc[p][i][v], Ymm::lookup(t, wv[i][v]));
                             }
                         if (++steps == F) {
                             HALIBIT_FLUSH
@@ -184,27 +200,25 @@ void tile(const Job& j, int n, int g, int q0) {
                 }
         HALIBIT_FLUSH
 #undef HALIBIT_FLUSH
-        // Epilogue, 8 channels at a time: byte lane b of vector v is channel cb + 32 v + b.
-        const int C = w.out_channels, cpg = w.in_channels_per_group, cend = std::min(cog - cb, 32 * kVectors<BITS>);
+        // Epilogue, 8 channels at a time (AVX2 code on either ISA): byte lane b of vector v is
+        // channel cb + B v + b, and 16-bit lane h of even/odd holds channels 2h and 2h + 1.
+        const int C = w.out_channels, cpg = w.in_channels_per_group, cend = std::min(cog - cb, B * NV);
         for (int p = 0; p < P; p++) {
             const int y = ys[p], x = xs[p];
             int32_t* o = j.out + ((size_t(n) * j.out_h + y) * j.out_w + x) * C + size_t(g) * cog + cb;
-            alignas(32) int32_t sums[BITS][32 * kVectors<BITS>];
+            alignas(32) int32_t sums[BITS][B * NV];
             for (int i = 0; i < BITS; i++)
-                for (int v = 0; v < kVectors<BITS>; v++) {
-                    // unpacklo: channels 0-7 | 16-23, unpackhi: 8-15 | 24-31 (per 128-bit lane).
-                    const __m256i e = load16(even[p][i][v]), o16 = load16(odd[p][i][v]);
-                    const __m256i lo = _mm256_unpacklo_epi16(e, o16), hi = _mm256_unpackhi_epi16(e, o16);
-                    int32_t* d = sums[i] + 32 * v;
-                    auto widen = [](__m128i h) { return _mm256_cvtepu16_epi32(h); };
-                    _mm256_store_si256(reinterpret_cast<__m256i*>(d + 0), widen(_mm256_castsi256_si128(lo)));
-                    _mm256_store_si256(reinterpret_cast<__m256i*>(d + 8), widen(_mm256_castsi256_si128(hi)));
-                    _mm256_store_si256(reinterpret_cast<__m256i*>(d + 16), widen(_mm256_extracti128_si256(lo, 1)));
-                    _mm256_store_si256(reinterpret_cast<__m256i*>(d + 24), widen(_mm256_extracti128_si256(hi, 1)));
-                }
+                for (int v = 0; v < NV; v++)
+                    for (int q = 0; q < B / 16; q++) {  // 16 channels: 8 even and 8 odd 16-bit sums
+                        const __m128i e = _mm_load_si128(reinterpret_cast<const __m128i*>(even[p][i][v] + 8 * q));
+                        const __m128i o16 = _mm_load_si128(reinterpret_cast<const __m128i*>(odd[p][i][v] + 8 * q));
+                        int32_t* d = sums[i] + B * v + 16 * q;
+                        _mm256_store_si256(reinterpret_cast<__m256i*>(d), _mm256_cvtepu16_epi32(_mm_unpacklo_epi16(e, o16)));
+                        _mm256_store_si256(reinterpret_cast<__m256i*>(d + 8), _mm256_cvtepu16_epi32(_mm_unpackhi_epi16(e, o16)));
+                    }
             // Per pixel terms: the taps outside the image (bconv with zero padding) and the
             // window's code sum (bitserial).
-            int outside[kMaxTaps], n_outside = 0;
+            int outside[kMaxTableTaps], n_outside = 0;
             int32_t act = 0;
             for (int ky = 0; ky < KH; ky++)
                 for (int kx = 0; kx < KW; kx++) {
@@ -245,29 +259,35 @@ void tile(const Job& j, int n, int g, int q0) {
 
 // The tail (fewer than P pixels) as one narrower tile.
 template <int P, int BITS>
-void tail(const Job& j, int n, int g, int q, int count) {
+void tail(const Job& j, int n, int g, int q, int count, int cb) {
     if constexpr (P > 1) {
-        if (count == P) return tile<P, BITS>(j, n, g, q);
-        tail<P - 1, BITS>(j, n, g, q, count);
+        if (count == P) return tile<P, BITS>(j, n, g, q, cb);
+        tail<P - 1, BITS>(j, n, g, q, count, cb);
     } else {
-        tile<1, BITS>(j, n, g, q);
+        tile<1, BITS>(j, n, g, q, cb);
     }
 }
 
-// Output pixels [q0, q1) of image n, group g.
+// Output pixels [q0, q1) of image n, group g. Channel blocks outermost: one block's weights
+// (147 KB at 7x7x512, whose whole 1.2 MB would not fit L2) stay in L2 while every pixel tile
+// of the task reads them.
 template <int BITS>
 void pixels(const Job& j, int n, int g, int q0, int q1) {
-    constexpr int P = kPixels<BITS>;
-    int q = q0;
-    for (; q + P <= q1; q += P) tile<P, BITS>(j, n, g, q);
-    if (q < q1) tail<P - 1, BITS>(j, n, g, q, q1 - q);
+    constexpr int P = Ymm::pixels(BITS), channels = Ymm::kBytes * Ymm::vectors(BITS);
+    for (int cb = 0; cb < j.w->out_channels_per_group(); cb += channels) {
+        int q = q0;
+        for (; q + P <= q1; q += P) tile<P, BITS>(j, n, g, q, cb);
+        if (q < q1) tail<P - 1, BITS>(j, n, g, q, q1 - q, cb);
+    }
 }
 
 // Tasks: blocks of kBlockPixels output pixels of one image and group, a multiple of every tile's
-// pixels (6, 2, 3, 2).
+// pixels.
 constexpr int kBlockPixels = 48;
 
 int block_task(void*, int task, uint8_t* closure) {
+    static_assert(kBlockPixels % Ymm::pixels(1) == 0 && kBlockPixels % Ymm::pixels(2) == 0 &&
+                  kBlockPixels % Ymm::pixels(3) == 0 && kBlockPixels % Ymm::pixels(4) == 0);
     const Job& j = *reinterpret_cast<const Job*>(closure);
     const int G = j.in->groups, per_image = j.out_h * j.out_w;
     const int block = kBlockPixels;
@@ -300,14 +320,7 @@ void run(Job& j, ConvGeometry geo, int32_t* out) {
     halide_do_par_for(nullptr, block_task, 0, a.shape.n * a.groups * blocks, reinterpret_cast<uint8_t*>(&j));
 }
 
-}  // namespace
-
-bool popcount_table_fits(const PackedActivations& in, const PackedWeights& w) {
-    const int taps = w.kernel_h * w.kernel_w;
-    return table_sums_fit(int64_t(w.in_channels_per_group) * taps, in.planes) && taps <= kMaxTaps && !w.nibbles.empty();
-}
-
-void bconv_table_avx2(const PackedActivations& in, const PackedWeights& w, BConvOptions o, int32_t* out) {
+void bconv_tables(const PackedActivations& in, const PackedWeights& w, BConvOptions o, int32_t* out) {
     Job j{};
     j.in = &in;
     j.w = &w;
@@ -327,13 +340,23 @@ void bconv_table_avx2(const PackedActivations& in, const PackedWeights& w, BConv
     run(j, o.geometry, out);
 }
 
-void bitserial_table_avx2(const PackedActivations& in, const PackedWeights& w, ConvGeometry g, int32_t* out) {
+void bitserial_tables(const PackedActivations& in, const PackedWeights& w, ConvGeometry g, int32_t* out) {
     Job j{};
     j.in = &in;
     j.w = &w;
     j.bconv = false;
     j.lookups = (in.planes + kPlanesPerLookup - 1) / kPlanesPerLookup;
     run(j, g, out);
+}
+
+}  // namespace
+
+void bconv_table_avx2(const PackedActivations& in, const PackedWeights& w, BConvOptions o, int32_t* out) {
+    bconv_tables(in, w, o, out);
+}
+
+void bitserial_table_avx2(const PackedActivations& in, const PackedWeights& w, ConvGeometry g, int32_t* out) {
+    bitserial_tables(in, w, g, out);
 }
 
 }  // namespace halibit

@@ -59,8 +59,9 @@ struct PackedWeights {
     WeightEncoding encoding = WeightEncoding::signed_;
     int bits = 1;
     std::vector<uint64_t> words_data;
-    // x86 builds: the same bits for the AVX2 table kernels, one nibble (4 input channels) per
-    // byte: nibbles(c, i, m, k, kx, ky, g) holds bits 4m..4m+3 of word k (docs/kernels.md).
+    // x86 builds: the same bits for the table kernels, one nibble (4 input channels) per byte:
+    // nibbles(c % 64, i, m, k, kx, ky, g, c / 64) holds bits 4m..4m+3 of word k, each block of 64
+    // output channels contiguous (docs/kernels.md).
     std::vector<uint8_t> nibbles;
 
     int out_channels_per_group() const { return out_channels / groups; }
