@@ -74,7 +74,7 @@ def compile_variant(args, name: str, params: dict, autoschedule: bool) -> str:
     out = os.path.join(args.work, name)
     os.makedirs(out, exist_ok=True)
     cmd = [gen, "-g", args.family, "-f", name, "-e", "object,stmt,assembly,c_header", "-o", out,
-           f"target={targets()[args.isa]}-no_runtime", "output_kind=codes"]
+           f"target={targets()[args.isa]}{''.join('-' + f for f in args.features)}-no_runtime", "output_kind=codes"]
     if args.family == "lut_conv":
         cmd.append(f"algorithm={args.algorithm}")
     if args.family == "conv_u8" and args.bits != (8, 8):
@@ -167,6 +167,8 @@ def main(argv=None) -> int:
                    help="lut_conv's algorithm (default %(default)s)")
     p.add_argument("--no-autoschedule", action="store_true",
                    help="leave out the Li2018 row (bitserial_conv W2A2, lut_conv activation_table)")
+    p.add_argument("--feature", dest="features", action="append", default=[], metavar="FEATURE",
+                   help="a Halide target feature added to every variant's target (e.g. large_buffers); repeatable")
     p.add_argument("--build", default=os.path.join(ROOT, "build"))
     p.add_argument("--work", default=None, help="where variants go (default BUILD/sweep)")
     p.add_argument("--min-time", default="0.03", help="--benchmark_min_time per repetition (default %(default)s)")

@@ -38,10 +38,14 @@ inline void check_requantization(const Requantization& rq, int out_channels) {
 inline void check_codes_fit(const std::string& kernel, const uint8_t* codes, const ActivationShape& s, int act_bits) {
     if (act_bits >= 8) return;
     const uint8_t* end = codes + size_t(s.n) * s.h * s.w * s.c;
-    const uint8_t* top = std::max_element(codes, end);
-    if (top != end && *top >= (1 << act_bits))
-        throw Error(kernel + ": a code is " + std::to_string(*top) + ", above the " + std::to_string((1 << act_bits) - 1) +
-                    " that act_bits " + std::to_string(act_bits) + " allows");
+    // An OR over all codes (it vectorizes; std::max_element did not, and cost 4.5% of a W4A4
+    // conv_u8 call), then the search for the message only when one is too wide.
+    uint8_t any = 0;
+    for (const uint8_t* c = codes; c != end; c++) any |= *c;
+    if ((any >> act_bits) == 0) return;
+    const uint8_t* bad = std::find_if(codes, end, [&](uint8_t c) { return (c >> act_bits) != 0; });
+    throw Error(kernel + ": a code is " + std::to_string(*bad) + ", above the " + std::to_string((1 << act_bits) - 1) +
+                " that act_bits " + std::to_string(act_bits) + " allows");
 }
 
 // The arguments the int32-output kernels take in place of a requantization (never read).
