@@ -17,6 +17,9 @@ public:
     // target's default (register_tile_for). For schedule experiments: bench/sweep.py.
     GeneratorParam<int> tile_vectors{"tile_vectors", 0};
     GeneratorParam<int> tile_pixels{"tile_pixels", 0};
+    // The tap loops of 1x1 and 3x3 kernels: `auto` (the target's choice, schedules/popcount_conv.h),
+    // `unrolled` or `rolled`. For schedule experiments.
+    GeneratorParam<std::string> taps{"taps", "auto"};
 
     GeneratorInput<Buffer<uint64_t>> input{"input", 6};      // (k, j, g, x, y, n)
     GeneratorInput<Buffer<uint64_t>> weights{"weights", 6};  // (c, k, i, kx, ky, g)
@@ -93,6 +96,7 @@ protected:
         s.c = c; s.g = g; s.x = x; s.y = y; s.n = n;
         s.kernel_w = kernel_w();
         s.kernel_h = kernel_h();
+        s.taps = taps;
         schedule_popcount_conv(s, schedule, this->get_target(), this->auto_schedule);
         if (this->auto_schedule) set_estimates();
     }

@@ -57,6 +57,7 @@ struct PopcountConvSchedule {
     OutputKind kind = OutputKind::int32;
     Var c, g, x, y, n;
     Expr kernel_w, kernel_h;      // weights.dim(3), dim(4) extents
+    std::string taps = "auto";    // auto | unrolled | rolled: the tap loops of 1x1 and 3x3 kernels
 };
 
 // In 64-bit lanes: 8 per zmm, 4 per ymm, 2 per NEON q register. `planes` is the number of weight
@@ -130,15 +131,21 @@ inline void schedule_popcount_conv(PopcountConvSchedule& s, const std::string& s
     for (Func f : s.per_output) f.compute_root();
 
     // Unrolled taps pay on AVX2 and NEON for accumulators without plane loops (bconv; on NEON also
-    // W2A2's per-power accumulators), where loop overhead competes with a long popcount sequence;
-    // on AVX-512, and around unrolled plane pairs, the extra live addresses and the size of the
-    // block cost more than the loop (docs/kernels.md).
+    // W2A2's per-power accumulators), where loop overhead competes with a long popcount sequence.
+    // On AVX-512 only for W2A2's per-power accumulators with 1x1 kernels (0.78x the time); for
+    // 3x3 kernels, bconv and around unrolled plane pairs the unrolled block's live addresses cost
+    // as much as the loop or more (docs/kernels.md).
     Expr kw = s.kernel_w, kh = s.kernel_h;
+    if (s.taps != "auto" && s.taps != "unrolled" && s.taps != "rolled")
+        throw std::runtime_error("popcount_conv: taps must be auto, unrolled or rolled");
     for (Accumulator* a : accs) {
         check_channel_tile("popcount_conv", a->tile.vectors, lanes * a->tile.vectors);
         std::vector<Expr> kernels;
-        if (!target.has_feature(Target::AVX512) && a->plane_rvars.empty())
+        const bool avx512 = target.has_feature(Target::AVX512);
+        if (s.taps == "unrolled" || (s.taps == "auto" && !avx512 && a->plane_rvars.empty()))
             kernels = {kw == 3 && kh == 3, kw == 1 && kh == 1};
+        else if (s.taps == "auto" && avx512 && a->class_count)
+            kernels = {kw == 1 && kh == 1};
         const int tc = lanes * a->tile.vectors;
         a->acc.compute_at(tiled, co).bound_extent(c, tc).bound_extent(x, tx).vectorize(c, lanes).unroll(c).unroll(x);
         Stage upd = a->acc.update();
