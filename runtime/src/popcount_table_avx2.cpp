@@ -155,9 +155,10 @@ void tile(const Job& j, int n, int g, int q0, int cb) {
     {
         // Byte accumulators, flushed every F steps into 16-bit ones (even and odd bytes apart).
         // The 16-bit ones live in memory (stores at each flush) so that the registers hold the
-        // byte accumulators.
+        // byte accumulators; the first flush stores rather than adds (no zeroing per tile).
         V acc[P][BITS][NV];
-        alignas(64) uint16_t even[P][BITS][NV][B / 2] = {}, odd[P][BITS][NV][B / 2] = {};
+        alignas(64) uint16_t even[P][BITS][NV][B / 2], odd[P][BITS][NV][B / 2];
+        bool first_flush = true;
 #pragma GCC unroll 32
         for (int p = 0; p < P; p++)
             for (int i = 0; i < BITS; i++)
@@ -168,10 +169,16 @@ void tile(const Job& j, int n, int g, int q0, int cb) {
     _Pragma("GCC unroll 32") for (int p = 0; p < P; p++)                                                        \
         for (int i = 0; i < BITS; i++)                                                                          \
             for (int v = 0; v < NV; v++) {                                                                      \
-                add16(even[p][i][v], Ymm::even(acc[p][i][v]));                                              \
-                add16(odd[p][i][v], Ymm::odd(acc[p][i][v]));                                                \
+                if (first_flush) {                                                                              \
+                    Ymm::store(even[p][i][v], Ymm::even(acc[p][i][v]));                                         \
+                    Ymm::store(odd[p][i][v], Ymm::odd(acc[p][i][v]));                                           \
+                } else {                                                                                        \
+                    add16(even[p][i][v], Ymm::even(acc[p][i][v]));                                              \
+                    add16(odd[p][i][v], Ymm::odd(acc[p][i][v]));                                                \
+                }                                                                                               \
                 acc[p][i][v] = Ymm::zero();                                                                     \
             }                                                                                                   \
+    first_flush = false;                                                                                        \
     steps = 0;
         for (int ky = 0; ky < KH; ky++)
             for (int kx = 0; kx < KW; kx++)
