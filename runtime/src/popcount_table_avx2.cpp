@@ -224,25 +224,26 @@ void tile(const Job& j, int n, int g, int q0, int cb) {
                         _mm256_store_si256(reinterpret_cast<__m256i*>(d + 8), _mm256_cvtepu16_epi32(_mm_unpackhi_epi16(e, o16)));
                     }
             // Per pixel terms: the taps outside the image (bconv with zero padding) and the
-            // window's code sum (bitserial).
+            // window's code sum (bitserial, for encodings with an activation offset: not signed).
             int outside[kMaxTableTaps], n_outside = 0;
             int32_t act = 0;
-            for (int ky = 0; ky < KH; ky++)
-                for (int kx = 0; kx < KW; kx++) {
-                    const int iy = y * j.stride + ky - j.pad, ix = x * j.stride + kx - j.pad;
-                    if (j.bconv) {
-                        if (j.zero_padding && (iy < 0 || iy >= j.in->shape.h || ix < 0 || ix >= j.in->shape.w))
-                            outside[n_outside++] = ky * KW + kx;
-                    } else {
-                        act += j.code_sums[j.pixel(n, iy, ix) * j.in->groups + g];
+            const int32_t offset = j.bconv ? 0 : activation_offset(w.encoding, BITS);
+            if ((j.bconv && j.zero_padding) || offset != 0)
+                for (int ky = 0; ky < KH; ky++)
+                    for (int kx = 0; kx < KW; kx++) {
+                        const int iy = y * j.stride + ky - j.pad, ix = x * j.stride + kx - j.pad;
+                        if (j.bconv) {
+                            if (iy < 0 || iy >= j.in->shape.h || ix < 0 || ix >= j.in->shape.w) outside[n_outside++] = ky * KW + kx;
+                        } else {
+                            act += j.code_sums[j.pixel(n, iy, ix) * j.in->groups + g];
+                        }
                     }
-                }
             __m256i base, coef[BITS];
             if (j.bconv) {
                 base = _mm256_set1_epi32(KH * KW * cpg);
                 coef[0] = _mm256_set1_epi32(-2);
             } else {
-                base = _mm256_set1_epi32(activation_offset(w.encoding, BITS) * act);
+                base = _mm256_set1_epi32(offset * act);
                 for (int i = 0; i < BITS; i++) coef[i] = _mm256_set1_epi32(plane_coefficient(w.encoding, BITS, i));
             }
             for (int c8 = 0; c8 < cend; c8 += 8) {
