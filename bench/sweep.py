@@ -131,8 +131,9 @@ def benchmark(args, rows) -> dict[str, dict[str, float]]:
         for label, so, name, auto in rows:
             if so is None:
                 continue
-            engine = auto_row(args, auto)[3] + ("" if auto and args.family == "bitserial_conv" else "_" + args.isa)
-            library = auto_row(args, auto)[0]
+            library, _, _, engine = auto_row(args, auto)
+            if not (auto and args.family == "bitserial_conv"):  # its engine names no isa
+                engine += "_" + args.isa
             f.write(f"{label} {engine} {library} {so} {name}_argv\n")
             engines.append(re.escape(f"{engine}@{label}"))
     out = os.path.join(args.work, "bench.json")

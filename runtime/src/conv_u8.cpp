@@ -50,10 +50,22 @@ int narrow_chunk(const U8Weights& w, int max_code) {
     return 1;
 }
 
+// The largest value the kernel reads: a code (below 2^act_bits, checked: the narrow library
+// would overflow on larger ones) or a pad value. After check_shapes (it reads s.c pad values).
+int largest_code(const uint8_t* codes, const ActivationShape& s, const uint8_t* pad_values, int act_bits) {
+    if (act_bits < 1 || act_bits > 8) throw Error("conv_u8: act_bits " + std::to_string(act_bits) + " is outside 1..8");
+    check_codes_fit("conv_u8", codes, s, act_bits);
+    const int m = (1 << act_bits) - 1;
+    return pad_values ? std::max(m, int(*std::max_element(pad_values, pad_values + s.c))) : m;
+}
+
+// Runs `normal`, or `narrow` (the int16-sum library) where the codes, pad values and weights allow.
 template <typename T>
-void run(Kernel k, const uint8_t* codes, const ActivationShape& s, const U8Weights& w, ConvGeometry geo,
-         const uint8_t* pad_values, const Requantization& rq, T* out, int32_t chunk) {
-    // The callers have run check_shapes.
+void run(Kernel normal, Kernel narrow, const uint8_t* codes, const ActivationShape& s, const U8Weights& w,
+         ConvGeometry geo, const uint8_t* pad_values, const Requantization& rq, T* out, int act_bits) {
+    check_shapes(s, w, geo);
+    int32_t chunk = narrow_chunk(w, largest_code(codes, s, pad_values, act_bits));  // an argument of the kernel
+    const Kernel k = chunk ? narrow : normal;
     const ActivationShape o = conv_output_shape(s, w, geo);
     const int cog = w.out_channels / w.groups;
     auto in = view<uint8_t>(codes, {{s.c, 1}, {s.w, s.c}, {s.h, s.c * s.w}, {s.n, s.c * s.w * s.h}});
@@ -143,32 +155,16 @@ ActivationShape conv_output_shape(const ActivationShape& in, const U8Weights& w,
             w.out_channels};
 }
 
-namespace {
-// The largest value the kernel reads: a code (below 2^act_bits, checked: the narrow library
-// would overflow on larger ones) or a pad value. After check_shapes (it reads s.c pad values).
-int largest_code(const uint8_t* codes, const ActivationShape& s, const uint8_t* pad_values, int act_bits) {
-    if (act_bits < 1 || act_bits > 8) throw Error("conv_u8: act_bits " + std::to_string(act_bits) + " is outside 1..8");
-    check_codes_fit("conv_u8", codes, s, act_bits);
-    const int m = (1 << act_bits) - 1;
-    return pad_values ? std::max(m, int(*std::max_element(pad_values, pad_values + s.c))) : m;
-}
-}  // namespace
-
 void conv_u8(const uint8_t* in, const ActivationShape& s, const U8Weights& w, ConvGeometry g, const uint8_t* pad_values,
              int32_t* out, int act_bits) {
-    check_shapes(s, w, g);
-    const int chunk = narrow_chunk(w, largest_code(in, s, pad_values, act_bits));
-    run(chunk ? Kernel::halibit_conv_u8_narrow_int32 : Kernel::halibit_conv_u8_int32, in, s, w, g, pad_values,
-        no_requantization(), out, chunk);
+    run(Kernel::halibit_conv_u8_int32, Kernel::halibit_conv_u8_narrow_int32, in, s, w, g, pad_values, no_requantization(),
+        out, act_bits);
 }
 
 void conv_u8(const uint8_t* in, const ActivationShape& s, const U8Weights& w, ConvGeometry g, const uint8_t* pad_values,
              const Requantization& rq, uint8_t* out, int act_bits) {
     check_requantization(rq, w.out_channels);
-    check_shapes(s, w, g);
-    const int chunk = narrow_chunk(w, largest_code(in, s, pad_values, act_bits));
-    run(chunk ? Kernel::halibit_conv_u8_narrow_codes : Kernel::halibit_conv_u8_codes, in, s, w, g, pad_values, rq, out,
-        chunk);
+    run(Kernel::halibit_conv_u8_codes, Kernel::halibit_conv_u8_narrow_codes, in, s, w, g, pad_values, rq, out, act_bits);
 }
 
 }  // namespace halibit

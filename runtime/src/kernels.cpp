@@ -133,7 +133,7 @@ PackedWeights pack_weights(const int8_t* ohwi, int out_channels, int kernel_h, i
 #if HALIBIT_TABLE_KERNELS
     // (c, k, i, tap) words to (c % 64, i, m, k, tap, c / 64) nibbles; `tap` runs over (kx, ky, g).
     p.nibbles.resize(p.words_data.size() * 16);
-    const size_t taps = size_t(kernel_w) * kernel_h * groups, block = size_t(kWeightChannelAlign) * bits * 16 * words * taps;
+    const size_t taps = size_t(kernel_w) * kernel_h * groups, block = p.nibble_block_bytes();
     for (size_t tap = 0; tap < taps; tap++)
         for (int k = 0; k < words; k++)
             for (int i = 0; i < bits; i++)

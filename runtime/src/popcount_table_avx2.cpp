@@ -140,8 +140,7 @@ void tile(const Job& j, int n, int g, int q0, int cb) {
     // This tile's block of 64 output channels in the nibbles (kernels.h), from channel cb.
     constexpr int A = kWeightChannelAlign;
     static_assert(A % (B * NV) == 0, "a tile's channels lie in one block of the nibbles");
-    const uint8_t* w_block =
-        w.nibbles.data() + size_t(cb / A) * A * BITS * 16 * words * KH * KW * w.groups + cb % A;
+    const uint8_t* w_block = w.nibbles.data() + (cb / A) * w.nibble_block_bytes() + cb % A;
     const uint8_t* table_bytes = &tables().t[0][0];
     // Each pixel's coordinates and its window's first offsets; a tap adds the same to all.
     int ys[P], xs[P];
@@ -152,19 +151,18 @@ void tile(const Job& j, int n, int g, int q0, int cb) {
         xs[p] = (q0 + p) % j.out_w;
         window[p] = &j.offsets[(j.pixel(n, ys[p] * j.stride - j.pad, xs[p] * j.stride - j.pad) * j.in->groups + g) * words * L * 16];
     }
-    {
-        // Byte accumulators, flushed every F steps into 16-bit ones (even and odd bytes apart).
-        // The 16-bit ones live in memory (stores at each flush) so that the registers hold the
-        // byte accumulators; the first flush stores rather than adds (no zeroing per tile).
-        V acc[P][BITS][NV];
-        alignas(64) uint16_t even[P][BITS][NV][B / 2], odd[P][BITS][NV][B / 2];
-        bool first_flush = true;
+    // Byte accumulators, flushed every F steps into 16-bit ones (even and odd bytes apart).
+    // The 16-bit ones live in memory (stores at each flush) so that the registers hold the
+    // byte accumulators; the first flush stores rather than adds (no zeroing per tile).
+    V acc[P][BITS][NV];
+    alignas(64) uint16_t even[P][BITS][NV][B / 2], odd[P][BITS][NV][B / 2];
+    bool first_flush = true;
 #pragma GCC unroll 32
-        for (int p = 0; p < P; p++)
-            for (int i = 0; i < BITS; i++)
-                for (int v = 0; v < NV; v++) acc[p][i][v] = Ymm::zero();
-        int steps = 0;
-        // A macro, not a lambda: captured by reference, GCC keeps the accumulators on the stack.
+    for (int p = 0; p < P; p++)
+        for (int i = 0; i < BITS; i++)
+            for (int v = 0; v < NV; v++) acc[p][i][v] = Ymm::zero();
+    int steps = 0;
+    // A macro, not a lambda: captured by reference, GCC keeps the accumulators on the stack.
 #define HALIBIT_FLUSH                                                                                            \
     _Pragma("GCC unroll 32") for (int p = 0; p < P; p++)                                                        \
         for (int i = 0; i < BITS; i++)                                                                          \
@@ -180,86 +178,85 @@ void tile(const Job& j, int n, int g, int q0, int cb) {
             }                                                                                                   \
     first_flush = false;                                                                                        \
     steps = 0;
-        for (int ky = 0; ky < KH; ky++)
-            for (int kx = 0; kx < KW; kx++)
-                for (int k = 0; k < words; k++) {
-                    const size_t tap = (size_t(ky) * j.padded_w + kx) * pixel_offsets + size_t(k) * L * 16;
-                    const uint16_t* off[P];
+    for (int ky = 0; ky < KH; ky++)
+        for (int kx = 0; kx < KW; kx++)
+            for (int k = 0; k < words; k++) {
+                const size_t tap = (size_t(ky) * j.padded_w + kx) * pixel_offsets + size_t(k) * L * 16;
+                const uint16_t* off[P];
 #pragma GCC unroll 32
-                    for (int p = 0; p < P; p++) off[p] = window[p] + tap;
-                    const uint8_t* wk = w_block + ((((size_t(g) * KH + ky) * KW + kx) * words + k) * 16) * BITS * A;
-                    for (int m = 0; m < 16; m++) {
-                        V wv[BITS][NV];
-                        for (int i = 0; i < BITS; i++)
-                            for (int v = 0; v < NV; v++) wv[i][v] = Ymm::load(wk + (size_t(m) * BITS + i) * A + B * v);
-                        for (int l = 0; l < L; l++)
+                for (int p = 0; p < P; p++) off[p] = window[p] + tap;
+                const uint8_t* wk = w_block + ((((size_t(g) * KH + ky) * KW + kx) * words + k) * 16) * BITS * A;
+                for (int m = 0; m < 16; m++) {
+                    V wv[BITS][NV];
+                    for (int i = 0; i < BITS; i++)
+                        for (int v = 0; v < NV; v++) wv[i][v] = Ymm::load(wk + (size_t(m) * BITS + i) * A + B * v);
+                    for (int l = 0; l < L; l++)
 #pragma GCC unroll 32
-                            for (int p = 0; p < P; p++) {
-                                const V t = Ymm::table(table_bytes + off[p][l * 16 + m]);
-                                for (int i = 0; i < BITS; i++)
-                                    for (int v = 0; v < NV; v++)
-                                        acc[p][i][v] = Ymm::add8(acc[p][i][v], Ymm::lookup(t, wv[i][v]));
-                            }
-                        if (++steps == F) {
-                            HALIBIT_FLUSH
+                        for (int p = 0; p < P; p++) {
+                            const V t = Ymm::table(table_bytes + off[p][l * 16 + m]);
+                            for (int i = 0; i < BITS; i++)
+                                for (int v = 0; v < NV; v++)
+                                    acc[p][i][v] = Ymm::add8(acc[p][i][v], Ymm::lookup(t, wv[i][v]));
                         }
+                    if (++steps == F) {
+                        HALIBIT_FLUSH
                     }
                 }
-        HALIBIT_FLUSH
-#undef HALIBIT_FLUSH
-        // Epilogue, 8 channels at a time (AVX2 code on either ISA): byte lane b of vector v is
-        // channel cb + B v + b, and 16-bit lane h of even/odd holds channels 2h and 2h + 1.
-        const int C = w.out_channels, cpg = w.in_channels_per_group, cend = std::min(cog - cb, B * NV);
-        for (int p = 0; p < P; p++) {
-            const int y = ys[p], x = xs[p];
-            int32_t* o = j.out + ((size_t(n) * j.out_h + y) * j.out_w + x) * C + size_t(g) * cog + cb;
-            alignas(32) int32_t sums[BITS][B * NV];
-            for (int i = 0; i < BITS; i++)
-                for (int v = 0; v < NV; v++)
-                    for (int q = 0; q < B / 16; q++) {  // 16 channels: 8 even and 8 odd 16-bit sums
-                        const __m128i e = _mm_load_si128(reinterpret_cast<const __m128i*>(even[p][i][v] + 8 * q));
-                        const __m128i o16 = _mm_load_si128(reinterpret_cast<const __m128i*>(odd[p][i][v] + 8 * q));
-                        int32_t* d = sums[i] + B * v + 16 * q;
-                        _mm256_store_si256(reinterpret_cast<__m256i*>(d), _mm256_cvtepu16_epi32(_mm_unpacklo_epi16(e, o16)));
-                        _mm256_store_si256(reinterpret_cast<__m256i*>(d + 8), _mm256_cvtepu16_epi32(_mm_unpackhi_epi16(e, o16)));
-                    }
-            // Per pixel terms: the taps outside the image (bconv with zero padding) and the
-            // window's code sum (bitserial, for encodings with an activation offset: not signed).
-            int outside[kMaxTableTaps], n_outside = 0;
-            int32_t act = 0;
-            const int32_t offset = j.bconv ? 0 : activation_offset(w.encoding, BITS);
-            if ((j.bconv && j.zero_padding) || offset != 0)
-                for (int ky = 0; ky < KH; ky++)
-                    for (int kx = 0; kx < KW; kx++) {
-                        const int iy = y * j.stride + ky - j.pad, ix = x * j.stride + kx - j.pad;
-                        if (j.bconv) {
-                            if (iy < 0 || iy >= j.in->shape.h || ix < 0 || ix >= j.in->shape.w) outside[n_outside++] = ky * KW + kx;
-                        } else {
-                            act += j.code_sums[j.pixel(n, iy, ix) * j.in->groups + g];
-                        }
-                    }
-            __m256i base, coef[BITS];
-            if (j.bconv) {
-                base = _mm256_set1_epi32(KH * KW * cpg);
-                coef[0] = _mm256_set1_epi32(-2);
-            } else {
-                base = _mm256_set1_epi32(offset * act);
-                for (int i = 0; i < BITS; i++) coef[i] = _mm256_set1_epi32(plane_coefficient(w.encoding, BITS, i));
             }
-            for (int c8 = 0; c8 < cend; c8 += 8) {
-                __m256i total = base;
-                for (int i = 0; i < BITS; i++)
-                    total = _mm256_add_epi32(total, _mm256_mullo_epi32(coef[i], _mm256_load_si256(reinterpret_cast<const __m256i*>(sums[i] + c8))));
-                for (int t = 0; t < n_outside; t++)
-                    total = _mm256_sub_epi32(total, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(
-                                                        &j.tap_sums[(size_t(g) * KH * KW + outside[t]) * w.padded_channels() + cb + c8])));
-                if (c8 + 8 <= cend) {
-                    _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + c8), total);
-                } else {
-                    alignas(32) int32_t t8[8];
-                    _mm256_store_si256(reinterpret_cast<__m256i*>(t8), total);
-                    std::memcpy(o + c8, t8, sizeof(int32_t) * (cend - c8));
+    HALIBIT_FLUSH
+#undef HALIBIT_FLUSH
+    // Epilogue, 8 channels at a time: byte lane b of vector v is
+    // channel cb + B v + b, and 16-bit lane h of even/odd holds channels 2h and 2h + 1.
+    const int C = w.out_channels, cpg = w.in_channels_per_group, cend = std::min(cog - cb, B * NV);
+    for (int p = 0; p < P; p++) {
+        const int y = ys[p], x = xs[p];
+        int32_t* o = j.out + ((size_t(n) * j.out_h + y) * j.out_w + x) * C + size_t(g) * cog + cb;
+        alignas(32) int32_t sums[BITS][B * NV];
+        for (int i = 0; i < BITS; i++)
+            for (int v = 0; v < NV; v++)
+                for (int q = 0; q < B / 16; q++) {  // 16 channels: 8 even and 8 odd 16-bit sums
+                    const __m128i e = _mm_load_si128(reinterpret_cast<const __m128i*>(even[p][i][v] + 8 * q));
+                    const __m128i o16 = _mm_load_si128(reinterpret_cast<const __m128i*>(odd[p][i][v] + 8 * q));
+                    int32_t* d = sums[i] + B * v + 16 * q;
+                    _mm256_store_si256(reinterpret_cast<__m256i*>(d), _mm256_cvtepu16_epi32(_mm_unpacklo_epi16(e, o16)));
+                    _mm256_store_si256(reinterpret_cast<__m256i*>(d + 8), _mm256_cvtepu16_epi32(_mm_unpackhi_epi16(e, o16)));
                 }
+        // Per pixel terms: the taps outside the image (bconv with zero padding) and the
+        // window's code sum (bitserial, for encodings with an activation offset: not signed).
+        int outside[kMaxTableTaps], n_outside = 0;
+        int32_t act = 0;
+        const int32_t offset = j.bconv ? 0 : activation_offset(w.encoding, BITS);
+        if ((j.bconv && j.zero_padding) || offset != 0)
+            for (int ky = 0; ky < KH; ky++)
+                for (int kx = 0; kx < KW; kx++) {
+                    const int iy = y * j.stride + ky - j.pad, ix = x * j.stride + kx - j.pad;
+                    if (j.bconv) {
+                        if (iy < 0 || iy >= j.in->shape.h || ix < 0 || ix >= j.in->shape.w) outside[n_outside++] = ky * KW + kx;
+                    } else {
+                        act += j.code_sums[j.pixel(n, iy, ix) * j.in->groups + g];
+                    }
+                }
+        __m256i base, coef[BITS];
+        if (j.bconv) {
+            base = _mm256_set1_epi32(KH * KW * cpg);
+            coef[0] = _mm256_set1_epi32(-2);
+        } else {
+            base = _mm256_set1_epi32(offset * act);
+            for (int i = 0; i < BITS; i++) coef[i] = _mm256_set1_epi32(plane_coefficient(w.encoding, BITS, i));
+        }
+        for (int c8 = 0; c8 < cend; c8 += 8) {
+            __m256i total = base;
+            for (int i = 0; i < BITS; i++)
+                total = _mm256_add_epi32(total, _mm256_mullo_epi32(coef[i], _mm256_load_si256(reinterpret_cast<const __m256i*>(sums[i] + c8))));
+            for (int t = 0; t < n_outside; t++)
+                total = _mm256_sub_epi32(total, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(
+                                                    &j.tap_sums[(size_t(g) * KH * KW + outside[t]) * w.padded_channels() + cb + c8])));
+            if (c8 + 8 <= cend) {
+                _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + c8), total);
+            } else {
+                alignas(32) int32_t t8[8];
+                _mm256_store_si256(reinterpret_cast<__m256i*>(t8), total);
+                std::memcpy(o + c8, t8, sizeof(int32_t) * (cend - c8));
             }
         }
     }

@@ -67,6 +67,10 @@ struct PackedWeights {
     int out_channels_per_group() const { return out_channels / groups; }
     int padded_channels() const { return padded_out_channels(out_channels_per_group()); }
     int words() const { return (in_channels_per_group + 63) / 64; }
+    // Bytes of one block of 64 output channels in `nibbles`.
+    size_t nibble_block_bytes() const {
+        return size_t(kWeightChannelAlign) * bits * 16 * words() * kernel_w * kernel_h * groups;
+    }
 };
 
 // weights: OHWI integer values (out_channels, kernel_h, kernel_w, in_channels / groups), each a
