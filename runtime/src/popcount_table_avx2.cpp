@@ -198,7 +198,10 @@ void tile(const Job& j, int n, int g, int q0, int cb) {
                         V wv[BITS][NV];
                         for (int i = 0; i < BITS; i++)
                             for (int v = 0; v < NV; v++) wv[i][v] = Ymm::load(wk + (size_t(m) * BITS + i) * A + B * v);
-                        for (int l = 0; l < L; l++)
+                        // The lookups unrolled (L is 1 or 2): one predictable branch rather than a loop.
+#pragma GCC unroll 2
+                        for (int l = 0; l < kMaxLookups; l++)
+                            if (l == 0 || l < L)
 #pragma GCC unroll 32
                             for (int p = 0; p < P; p++) {
                                 const V t = Ymm::table(table_bytes + off[p][l * 16 + m]);
