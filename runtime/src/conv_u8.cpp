@@ -8,6 +8,7 @@
 #include "kernel_args.h"
 #include "dispatch.h"
 #include "halibit/error.h"
+#include "halibit/isa.h"
 #include "halibit/kernels.h"
 
 namespace halibit {
@@ -16,12 +17,13 @@ namespace {
 int padded_out_channels(const U8Weights& w) { return halibit::padded_out_channels(w.out_channels / w.groups); }
 int channel_blocks(const U8Weights& w) { return (w.in_channels_per_group + 3) / 4; }
 
-// The weights as the kernels read them: (r, c, cb, kx, ky, g), see prepare_u8_weights.
-Buffer<int8_t> weights_view(const U8Weights& w) {
+// The weights as the kernels read them: (r, c, cb, kx, ky, g), see prepare_u8_weights; channel
+// blocks [b0, b0 + bn) of each tap.
+Buffer<int8_t> weights_view(const U8Weights& w, int b0, int bn) {
     const int cp = padded_out_channels(w), cb = channel_blocks(w);
-    return view<int8_t>(w.data.data(), {{4, 1}, {cp, 4}, {cb, 4 * cp}, {w.kernel_w, 4 * cp * cb},
-                                        {w.kernel_h, 4 * cp * cb * w.kernel_w},
-                                        {w.groups, 4 * cp * cb * w.kernel_w * w.kernel_h}});
+    return view<int8_t>(w.data.data() + size_t(4) * cp * b0,
+                        {{4, 1}, {cp, 4}, {bn, 4 * cp}, {w.kernel_w, 4 * cp * cb}, {w.kernel_h, 4 * cp * cb * w.kernel_w},
+                         {w.groups, 4 * cp * cb * w.kernel_w * w.kernel_h}});
 }
 
 void check_shapes(const ActivationShape& s, const U8Weights& w, ConvGeometry g) {
@@ -38,13 +40,12 @@ void check_shapes(const ActivationShape& s, const U8Weights& w, ConvGeometry g) 
         throw Error("conv_u8: weights were not made by prepare_u8_weights");
 }
 
-// The narrow library's chunk: the most channel blocks, dividing their count, whose int16 pair
+// The narrow library's chunk: the most of `blocks` channel blocks, dividing their count, whose int16 pair
 // sums stay exact (each pair sum is at most 2 x largest code x largest |w|); 0 when one pair
 // sum can already overflow int16 (W8 x A8).
-int narrow_chunk(const U8Weights& w, int max_code) {
+int narrow_chunk(const U8Weights& w, int blocks, int max_code) {
     const int64_t pair = 2 * int64_t(max_code) * w.max_abs_weight;
     if (pair > 32767) return 0;
-    const int blocks = channel_blocks(w);
     for (int chunk = blocks; chunk > 1; chunk--)
         if (blocks % chunk == 0 && chunk * pair <= 32767) return chunk;
     return 1;
@@ -59,27 +60,81 @@ int largest_code(const uint8_t* codes, const ActivationShape& s, const uint8_t* 
     return pad_values ? std::max(m, int(*std::max_element(pad_values, pad_values + s.c))) : m;
 }
 
-// Runs `normal`, or `narrow` (the int16-sum library) where the codes, pad values and weights allow.
+// Reduction chunks: on x86, a layer with many input channels (and one group) runs as one call
+// of the int32 library per kReductionChunk input channels, the sums added here and then
+// requantized. Each call's pixel tiles then share a smaller slice of a channel tile's weights:
+// at 7x7x512 one 64-channel tile's weights (295 KB on avx512) were otherwise streamed from L2 by
+// each of its 7 pixel tiles. Measured (docs/kernels.md, "conv_u8 reduction chunks"): 1.36x
+// (avx512) and 1.41x (avx2 narrow) at 7x7x512; at 14x14x256 (28 pixel tiles per weight slice)
+// chunks were slower, hence only from 512 channels. arm64 keeps one call (its dot-product
+// kernels add 128 x the whole weight sum).
+constexpr int kReductionChunk = 128, kReductionChunkFrom = 512;
+
+bool use_reduction_chunks(const U8Weights& w, Kernel normal, Kernel narrow) {
+    const Isa isa = resolved_isa(Isa::automatic);
+    return (isa == Isa::avx2 || isa == Isa::avx512) && w.groups == 1 &&
+           w.in_channels_per_group >= kReductionChunkFrom && w.in_channels_per_group % kReductionChunk == 0 &&
+           !kernel_overridden(normal) && !kernel_overridden(narrow);
+}
+
+// The arguments every call shares.
+struct Call {
+    const uint8_t* codes;
+    ActivationShape s;
+    const U8Weights& w;
+    ConvGeometry geo;
+    const uint8_t* pad_values;
+    const Requantization& rq;
+};
+
+// One kernel call over input channels [c0, c0 + cn): all of them (cn = groups x channels per
+// group), or one reduction chunk (one group, c0 and cn multiples of 4).
 template <typename T>
-void run(Kernel normal, Kernel narrow, const uint8_t* codes, const ActivationShape& s, const U8Weights& w,
-         ConvGeometry geo, const uint8_t* pad_values, const Requantization& rq, T* out, int act_bits) {
-    check_shapes(s, w, geo);
-    int32_t chunk = narrow_chunk(w, largest_code(codes, s, pad_values, act_bits));  // an argument of the kernel
-    const Kernel k = chunk ? narrow : normal;
-    const ActivationShape o = conv_output_shape(s, w, geo);
+void call_conv(Kernel k, const Call& a, int c0, int cn, int32_t chunk, T* out) {
+    const ActivationShape& s = a.s;
+    const U8Weights& w = a.w;
+    const ActivationShape o = conv_output_shape(s, w, a.geo);
     const int cog = w.out_channels / w.groups;
-    auto in = view<uint8_t>(codes, {{s.c, 1}, {s.w, s.c}, {s.h, s.c * s.w}, {s.n, s.c * s.w * s.h}});
+    auto in = view<uint8_t>(a.codes + c0, {{cn, 1}, {s.w, s.c}, {s.h, s.c * s.w}, {s.n, s.c * s.w * s.h}});
+    auto pads = view<uint8_t>(a.pad_values + c0, {{cn, 1}});
+    const int cg = cn / w.groups;
+    auto weights = weights_view(w, c0 / 4, (cg + 3) / 4);
+    // NHWC output as (c, g, p, n), p = y * width + x.
+    auto output = view<T>(out, {{cog, 1}, {w.groups, cog}, {o.h * o.w, o.c}, {o.n, o.c * o.h * o.w}});
+    int32_t stride = a.geo.stride, pad = a.geo.pad, shift = a.rq.shift, out_bits = a.rq.out_bits;
+    auto multiplier = view<int32_t>(a.rq.multiplier.data(), {{int(a.rq.multiplier.size()), 1}});
+    auto bias = view<int64_t>(a.rq.bias.data(), {{int(a.rq.bias.size()), 1}});
+    bool whole_blocks = cg % 4 == 0;
+    auto sums = view<int32_t>(w.sums.data(), {{int(w.sums.size()), 1}});
+    static const int16_t kOnes[2] = {1, 1};  // the narrow library's vpmaddwd operand
+    auto ones = view<int16_t>(kOnes, {{2, 1}});
+    void* args[] = {in.raw_buffer(),      pads.raw_buffer(), weights.raw_buffer(), &stride,
+                    &pad,                 multiplier.raw_buffer(), bias.raw_buffer(), &shift,
+                    &out_bits,            &whole_blocks,     &chunk,               sums.raw_buffer(),
+                    ones.raw_buffer(),    output.raw_buffer()};
+    call_kernel(k, args);
+}
+
+// Runs `normal`, or `narrow` (the int16-sum library) where the codes, pad values and weights
+// allow; in reduction chunks (the int32 libraries normal32, narrow32) where those pay.
+template <typename T>
+void run(Kernel normal, Kernel narrow, Kernel normal32, Kernel narrow32, const uint8_t* codes, const ActivationShape& s,
+         const U8Weights& w, ConvGeometry geo, const uint8_t* pad_values, const Requantization& rq, T* out, int act_bits) {
+    check_shapes(s, w, geo);
+    const int max_code = largest_code(codes, s, pad_values, act_bits);
     std::vector<uint8_t> zeros;
     if (!pad_values) {
         zeros.assign(s.c, 0);
         pad_values = zeros.data();
     }
-    auto pads = view<uint8_t>(pad_values, {{s.c, 1}});
-    int32_t stride = geo.stride, pad = geo.pad, shift = rq.shift, out_bits = rq.out_bits;
-    auto multiplier = view<int32_t>(rq.multiplier.data(), {{int(rq.multiplier.size()), 1}});
-    auto bias = view<int64_t>(rq.bias.data(), {{int(rq.bias.size()), 1}});
+    const ActivationShape o = conv_output_shape(s, w, geo);
     if (w.depthwise) {
         // (c, kx, ky) weights; NHWC output as (c, x, y, n).
+        auto in = view<uint8_t>(codes, {{s.c, 1}, {s.w, s.c}, {s.h, s.c * s.w}, {s.n, s.c * s.w * s.h}});
+        auto pads = view<uint8_t>(pad_values, {{s.c, 1}});
+        int32_t stride = geo.stride, pad = geo.pad, shift = rq.shift, out_bits = rq.out_bits;
+        auto multiplier = view<int32_t>(rq.multiplier.data(), {{int(rq.multiplier.size()), 1}});
+        auto bias = view<int64_t>(rq.bias.data(), {{int(rq.bias.size()), 1}});
         auto dw = view<int8_t>(w.data.data(), {{w.out_channels, 1}, {w.kernel_w, w.out_channels},
                                                {w.kernel_h, w.out_channels * w.kernel_w}});
         auto output = view<T>(out, {{o.c, 1}, {o.w, o.c}, {o.h, o.c * o.w}, {o.n, o.c * o.w * o.h}});
@@ -89,18 +144,34 @@ void run(Kernel normal, Kernel narrow, const uint8_t* codes, const ActivationSha
                     args);
         return;
     }
-    auto weights = weights_view(w);
-    // NHWC output as (c, g, p, n), p = y * width + x.
-    auto output = view<T>(out, {{cog, 1}, {w.groups, cog}, {o.h * o.w, o.c}, {o.n, o.c * o.h * o.w}});
-    bool whole_blocks = w.in_channels_per_group % 4 == 0;
-    auto sums = view<int32_t>(w.sums.data(), {{int(w.sums.size()), 1}});
-    static const int16_t kOnes[2] = {1, 1};  // the narrow library's vpmaddwd operand
-    auto ones = view<int16_t>(kOnes, {{2, 1}});
-    void* args[] = {in.raw_buffer(),      pads.raw_buffer(), weights.raw_buffer(), &stride,
-                    &pad,                 multiplier.raw_buffer(), bias.raw_buffer(), &shift,
-                    &out_bits,            &whole_blocks,     &chunk,               sums.raw_buffer(),
-                    ones.raw_buffer(),    output.raw_buffer()};
-    call_kernel(k, args);
+    const Call call{codes, s, w, geo, pad_values, rq};
+    const int cin = w.in_channels_per_group;
+    if (!use_reduction_chunks(w, normal, narrow)) {
+        const int32_t chunk = narrow_chunk(w, channel_blocks(w), max_code);  // an argument of the kernel
+        call_conv(chunk ? narrow : normal, call, 0, s.c, chunk, out);
+        return;
+    }
+    // The sums: in `out` itself for int32 output; the first chunk's call writes them, each
+    // further one writes `part`, added in.
+    const size_t n = size_t(o.n) * o.h * o.w * o.c;
+    thread_local std::vector<int32_t> scratch, part;
+    int32_t* acc;
+    if constexpr (std::is_same_v<T, int32_t>) {
+        acc = out;
+    } else {
+        scratch.resize(n);
+        acc = scratch.data();
+    }
+    part.resize(n);
+    const int32_t chunk = narrow_chunk(w, kReductionChunk / 4, max_code);
+    const Kernel k = chunk ? narrow32 : normal32;
+    for (int c0 = 0; c0 < cin; c0 += kReductionChunk) {
+        call_conv(k, call, c0, kReductionChunk, chunk, c0 == 0 ? acc : part.data());
+        if (c0 > 0)
+            for (size_t i = 0; i < n; i++) acc[i] += part[i];
+    }
+    if constexpr (!std::is_same_v<T, int32_t>)
+        requantize(Kernel::halibit_requantize_codes, acc, o, 1, rq, output_view(out, o, 1));
 }
 
 }  // namespace
@@ -157,14 +228,15 @@ ActivationShape conv_output_shape(const ActivationShape& in, const U8Weights& w,
 
 void conv_u8(const uint8_t* in, const ActivationShape& s, const U8Weights& w, ConvGeometry g, const uint8_t* pad_values,
              int32_t* out, int act_bits) {
-    run(Kernel::halibit_conv_u8_int32, Kernel::halibit_conv_u8_narrow_int32, in, s, w, g, pad_values, no_requantization(),
-        out, act_bits);
+    run(Kernel::halibit_conv_u8_int32, Kernel::halibit_conv_u8_narrow_int32, Kernel::halibit_conv_u8_int32,
+        Kernel::halibit_conv_u8_narrow_int32, in, s, w, g, pad_values, no_requantization(), out, act_bits);
 }
 
 void conv_u8(const uint8_t* in, const ActivationShape& s, const U8Weights& w, ConvGeometry g, const uint8_t* pad_values,
              const Requantization& rq, uint8_t* out, int act_bits) {
     check_requantization(rq, w.out_channels);
-    run(Kernel::halibit_conv_u8_codes, Kernel::halibit_conv_u8_narrow_codes, in, s, w, g, pad_values, rq, out, act_bits);
+    run(Kernel::halibit_conv_u8_codes, Kernel::halibit_conv_u8_narrow_codes, Kernel::halibit_conv_u8_int32,
+        Kernel::halibit_conv_u8_narrow_int32, in, s, w, g, pad_values, rq, out, act_bits);
 }
 
 }  // namespace halibit

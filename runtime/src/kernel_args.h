@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "HalideBuffer.h"
+#include "dispatch.h"
 #include "halibit/error.h"
 #include "halibit/kernels.h"
 
@@ -46,6 +47,24 @@ inline void check_codes_fit(const std::string& kernel, const uint8_t* codes, con
     const uint8_t* bad = std::find_if(codes, end, [&](uint8_t c) { return (c >> act_bits) != 0; });
     throw Error(kernel + ": a code is " + std::to_string(*bad) + ", above the " + std::to_string((1 << act_bits) - 1) +
                 " that act_bits " + std::to_string(act_bits) + " allows");
+}
+
+// NHWC output as (c, g, x, y, n).
+template <typename T>
+Buffer<T> output_view(T* data, const ActivationShape& s, int groups) {
+    const int cog = s.c / groups;
+    return view<T>(data, {{cog, 1}, {groups, cog}, {s.w, s.c}, {s.h, s.c * s.w}, {s.n, s.c * s.w * s.h}});
+}
+
+// Int32 sums (NHWC, shape s) through the requantize kernel k (codes or packed) into out.
+template <typename T>
+void requantize(Kernel k, const int32_t* acc, const ActivationShape& s, int groups, const Requantization& rq, Buffer<T> out) {
+    auto a = output_view(acc, s, groups);
+    auto m = view<int32_t>(rq.multiplier.data(), {{int(rq.multiplier.size()), 1}});
+    auto b = view<int64_t>(rq.bias.data(), {{int(rq.bias.size()), 1}});
+    int32_t shift = rq.shift, bits = rq.out_bits;
+    void* args[] = {a.raw_buffer(), m.raw_buffer(), b.raw_buffer(), &shift, &bits, out.raw_buffer()};
+    call_kernel(k, args);
 }
 
 // The arguments the int32-output kernels take in place of a requantization (never read).

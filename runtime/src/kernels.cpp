@@ -41,13 +41,6 @@ Buffer<uint64_t> weights_view(const PackedWeights& w) {
                                                 {w.groups, c * k * i * w.kernel_w * w.kernel_h}});
 }
 
-// NHWC output as (c, g, x, y, n).
-template <typename T>
-Buffer<T> output_view(T* data, const ActivationShape& s, int groups) {
-    const int cog = s.c / groups;
-    return view<T>(data, {{cog, 1}, {groups, cog}, {s.w, s.c}, {s.h, s.c * s.w}, {s.n, s.c * s.w * s.h}});
-}
-
 void check_conv(const PackedActivations& in, const PackedWeights& w, ConvGeometry g) {
     if (in.groups != w.groups || in.channels_per_group() != w.in_channels_per_group)
         throw Error("convolution: activations have " + std::to_string(in.shape.c) + " channels in " +
@@ -203,16 +196,6 @@ int32_t* table_scratch(const ActivationShape& s) {
     thread_local std::vector<int32_t> scratch;
     scratch.resize(size_t(s.n) * s.h * s.w * s.c);
     return scratch.data();
-}
-
-template <typename T>
-void requantize(Kernel k, const int32_t* acc, const ActivationShape& s, int groups, const Requantization& rq, Buffer<T> out) {
-    auto a = output_view(acc, s, groups);
-    auto m = view<int32_t>(rq.multiplier.data(), {{int(rq.multiplier.size()), 1}});
-    auto b = view<int64_t>(rq.bias.data(), {{int(rq.bias.size()), 1}});
-    int32_t shift = rq.shift, bits = rq.out_bits;
-    void* args[] = {a.raw_buffer(), m.raw_buffer(), b.raw_buffer(), &shift, &bits, out.raw_buffer()};
-    call_kernel(k, args);
 }
 
 // Runs `table` (int32 accumulators, NHWC, of output shape s) into `out`: directly for an int32
