@@ -178,16 +178,25 @@ struct ConvArgs {
     }
 };
 
-// The AVX2 table kernels (popcount_table.h) stand in for the Halide kernel k when the kernels run
-// with AVX2 and the sums fit; the requantize kernel then applies the output stage. Not for the
-// autoscheduler baseline nor a schedule experiment's variant, which are benchmarked as themselves.
-bool use_tables(const PackedActivations& in, const PackedWeights& w, Kernel k) {
+// Which table kernel (popcount_table.h) stands in for the Halide kernel k, if any: with AVX2,
+// wherever the sums fit; with AVX-512, bitserial 3x3 (and larger) layers of 1- and 2-bit
+// weights, where the 32-register build measured 1.1-1.2x the vpopcntq kernel (W4, bconv and 1x1
+// layers were slower: docs/kernels.md, "AVX2 table kernels"). Never for the autoscheduler
+// baseline nor a schedule experiment's variant, which are benchmarked as themselves. The
+// requantize kernel then applies the output stage.
+enum class Tables { none, avx2, avx512 };
+
+Tables use_tables(const PackedActivations& in, const PackedWeights& w, Kernel k, bool bitserial) {
 #if HALIBIT_TABLE_KERNELS
-    return k != Kernel::halibit_bitserial_conv_auto && !kernel_overridden(k) &&
-           resolved_isa(Isa::automatic) == Isa::avx2 && popcount_table_fits(in, w);
+    if (k == Kernel::halibit_bitserial_conv_auto || kernel_overridden(k) || !popcount_table_fits(in, w)) return Tables::none;
+    switch (resolved_isa(Isa::automatic)) {
+    case Isa::avx2: return Tables::avx2;
+    case Isa::avx512: return bitserial && w.bits <= 2 && w.kernel_h * w.kernel_w > 1 ? Tables::avx512 : Tables::none;
+    default: return Tables::none;
+    }
 #else
-    (void)in, (void)w, (void)k;
-    return false;
+    (void)in, (void)w, (void)k, (void)bitserial;
+    return Tables::none;
 #endif
 }
 
@@ -217,9 +226,9 @@ template <typename T>
 void run_bitserial(Kernel k, const PackedActivations& in, const PackedWeights& w, ConvGeometry g, const Requantization& rq,
                    Buffer<T> out) {
     check_conv(in, w, g);
-    if (use_tables(in, w, k))
-        return run_table([&](int32_t* acc) { bitserial_table_avx2(in, w, g, acc); }, conv_output_shape(in, w, g),
-                         w.groups, rq, out);
+    if (const Tables t = use_tables(in, w, k, true); t != Tables::none)
+        return run_table([&](int32_t* acc) { (t == Tables::avx512 ? bitserial_table_avx512 : bitserial_table_avx2)(in, w, g, acc); },
+                         conv_output_shape(in, w, g), w.groups, rq, out);
     ConvArgs a(in, w, g, rq);
     int32_t wbits = w.bits, abits = in.planes, enc = int32_t(w.encoding);
     bool w2a2_signed = wbits == 2 && abits == 2 && w.encoding == WeightEncoding::signed_;
@@ -234,7 +243,7 @@ void run_bconv(Kernel k, const PackedActivations& in, const PackedWeights& w, BC
     check_conv(in, w, o.geometry);
     if (in.planes != 1 || w.encoding != WeightEncoding::binary || w.bits != 1)
         throw Error("bconv: needs one-plane sign activations and 1-bit binary weights");
-    if (use_tables(in, w, k))
+    if (use_tables(in, w, k, false) != Tables::none)
         return run_table([&](int32_t* acc) { bconv_table_avx2(in, w, o, acc); }, conv_output_shape(in, w, o.geometry),
                          w.groups, rq, out);
     ConvArgs a(in, w, o.geometry, rq);

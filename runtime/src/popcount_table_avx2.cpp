@@ -1,4 +1,6 @@
-// AVX2 table kernels (popcount_table.h). Compiled with -mavx2; only called when the CPU has it.
+// AVX2 table kernels (popcount_table.h). Compiled with -mavx2 (16 ymm registers), and again as
+// popcount_table_avx512.cpp with AVX-512 VL and BW (32 ymm registers, HALIBIT_TABLE_REGISTERS);
+// each only called when the CPU has it.
 //
 // Per step (one nibble m = 4 input channels of one word, one tap) and output pixel:
 //   T = the 16-byte table chosen by the activation nibble, broadcast to both lanes
@@ -22,6 +24,14 @@
 #include "halibit/encoding.h"
 #include "popcount_table.h"
 
+#ifndef HALIBIT_TABLE_REGISTERS
+#define HALIBIT_TABLE_REGISTERS 16
+#define HALIBIT_TABLE_SUFFIX avx2
+#endif
+#define HALIBIT_TABLE_NAME2(name, suffix) name##_##suffix
+#define HALIBIT_TABLE_NAME1(name, suffix) HALIBIT_TABLE_NAME2(name, suffix)
+#define HALIBIT_TABLE_NAME(name) HALIBIT_TABLE_NAME1(name, HALIBIT_TABLE_SUFFIX)
+
 namespace halibit {
 namespace {
 
@@ -43,9 +53,14 @@ struct Ymm {
     // result fill the 16 ymm registers (more spills the accumulators: measured slower). W1 and W2
     // take 64 channels (6 and 2 pixels); W3 and W4 32 channels, so that 3 and 2 pixels share each
     // weight load: W4A4 1.5x faster than 64 channels x 1 pixel, while W2 at 32 channels x 5
-    // pixels was 3% slower than 64 x 2 (docs/kernels.md).
+    // pixels was 3% slower than 64 x 2 (docs/kernels.md). With 32 registers: W1 12 pixels, W2 6
+    // (24 accumulators, 4 weight vectors, a table and a result), W3 and W4 6.
     static constexpr int vectors(int bits) { return bits <= 2 ? 2 : 1; }
+#if HALIBIT_TABLE_REGISTERS == 32
+    static constexpr int pixels(int bits) { return bits == 1 ? 12 : bits == 2 ? 6 : bits == 3 ? 6 : 6; }
+#else
     static constexpr int pixels(int bits) { return bits == 1 ? 6 : bits == 2 ? 2 : bits == 3 ? 3 : 2; }
+#endif
 };
 
 // Activation planes per bitserial lookup, and lookups per step (A <= 4).
@@ -368,11 +383,13 @@ void bitserial_tables(const PackedActivations& in, const PackedWeights& w, ConvG
 
 }  // namespace
 
+#if HALIBIT_TABLE_REGISTERS == 16  // bconv: the Halide vpopcntq kernel is faster on AVX-512
 void bconv_table_avx2(const PackedActivations& in, const PackedWeights& w, BConvOptions o, int32_t* out) {
     bconv_tables(in, w, o, out);
 }
+#endif
 
-void bitserial_table_avx2(const PackedActivations& in, const PackedWeights& w, ConvGeometry g, int32_t* out) {
+void HALIBIT_TABLE_NAME(bitserial_table)(const PackedActivations& in, const PackedWeights& w, ConvGeometry g, int32_t* out) {
     bitserial_tables(in, w, g, out);
 }
 
