@@ -62,7 +62,7 @@ public:
     // Per output channel (all groups): the sum of its weights over taps and input channels, for
     // the dot-product layout's shift (schedules/conv_u8.h). Unused elsewhere.
     Input<Buffer<int32_t>> weight_sums{"weight_sums", 1};
-    // {1, 1} (int16): the narrow `madd` form multiplies the pairs by it, so that Halide emits
+    // {1, 1} (int16): the narrow AVX2 forms multiply int16 sums by it, so that Halide emits
     // vpmaddwd (a constant 1 would be folded away). Unused elsewhere.
     Input<Buffer<int16_t>> ones{"ones", 1};
     Output<Buffer<>> output{"output", 4};            // (c, g, p, n)
@@ -149,25 +149,29 @@ public:
             s.rkx = rm[2];
             s.rky = rm[3];
         } else if (layout.int16_pairs) {
-            // Lanes (h, c): acc16 sums `chunk` blocks of pairs in int16, acc per int32 lane.
+            // Lanes (h, c): acc16 sums `chunk` blocks of pairs in int16; per chunk and tap, one
+            // vpmaddwd with `ones` adds the two halves of each channel into its int32 lane of acc
+            // (h = 0 only): half the int32 accumulators, and 2 instructions a vector instead of 5.
             Var co("co");
             RDom r16(0, chunk, "r16");
             Func acc16("acc16");
             acc16(h, c, g, p, n, co, kx, ky) = cast<int16_t>(0);
             acc16(h, c, g, p, n, co, kx, ky) += pair(h, c, g, p, n, co * chunk + r16, kx, ky);
-            RDom r32(0, weights.dim(2).extent() / chunk, 0, kw, 0, kh, "r32");
+            RDom r32(0, 2, 0, weights.dim(2).extent() / chunk, 0, kw, 0, kh, "r32");
             acc(h, c, g, p, n) = 0;
-            acc(h, c, g, p, n) += cast<int32_t>(acc16(h, c, g, p, n, r32[0], r32[1], r32[2]));
+            acc(h, c, g, p, n) += cast<int32_t>(acc16(r32[0], c, g, p, n, r32[1], r32[2], r32[3])) * cast<int32_t>(ones(r32[0]));
             s.acc16 = acc16;
             s.r16 = r16;
-            s.r32 = {r32[0], r32[1], r32[2]};
+            s.rr = r32[0];
+            s.r32 = {r32[1], r32[2], r32[3]};
         } else {
             acc(h, c, g, p, n) = 0;
             acc(h, c, g, p, n) += cast<int32_t>(a) * cast<int32_t>(w);
         }
 
         Expr total = acc(0, c, g, p, n);
-        for (int i = 1; i < H; i++) total += acc(i, c, g, p, n);
+        if (!layout.int16_pairs)  // (int16_pairs: acc already holds both halves)
+            for (int i = 1; i < H; i++) total += acc(i, c, g, p, n);
         if (layout.shifted_activations) total += 128 * weight_sums(g * (weight_sums.dim(0).extent() / groups) + c);
 
         Func result("result");
@@ -192,7 +196,7 @@ public:
         s.wr = wr;
         s.c = c; s.g = g; s.p = p; s.n = n; s.h = h;
         s.ci = ci; s.x = x; s.y = y;
-        if (!layout.madd_pairs) {
+        if (!layout.madd_pairs && !layout.int16_pairs) {
             s.rr = rr; s.rcb = rcb; s.rkx = rkx; s.rky = rky;
         }
         s.padded_channels = cgp;

@@ -8,8 +8,8 @@
 //     accumulator as init = vpdpbusd; a tile of 4 zmm (64 channels) x 7 pixels.
 //   - AVX2, narrow weights (the conv_u8_narrow library): one vpmaddubsw per 32 products (its pair
 //     sums cannot saturate with such weights); `int16` (default): lanes (half, channel) of int16,
-//     vpaddw over `chunk` channel blocks, widened once per chunk and tap, a tile of 4 ymm (32
-//     channels) x 3 pixels; `madd`: vpmaddwd with ones into int32 lanes and vpaddd (oneDNN's
+//     vpaddw over `chunk` channel blocks, then per chunk and tap one vpmaddwd with ones adds each
+//     channel's two halves into its int32 lane; a tile of 4 ymm (32 channels) x 3 pixels; `madd`: vpmaddwd with ones into int32 lanes and vpaddd (oneDNN's
 //     sequence), 2 ymm (16 channels) x 5 pixels.
 //   - AVX2: lanes are (half, channel): the two pairs of a 4-channel block go to two adjacent i32
 //     lanes, VectorReduce(add, 2) of i32(widening_mul(i16, i16)) = vpmaddwd (+ vpaddd); the halves
@@ -131,11 +131,13 @@ inline void schedule_conv_u8(ConvU8Schedule& s, const std::string& schedule, con
                 .vectorize(c, lanes).unroll(c).unroll(p);
         };
         auto tile_update = [&](Stage st, Var hv) { st.vectorize(hv).vectorize(c, lanes).unroll(c).unroll(p); };
-        tile(s.acc, h);
-        s.acc.compute_at(s.output, poi);
+        // acc: one int32 lane per channel (h extent 1), 8 channels a ymm; its update's rr (the
+        // two halves) is the vpmaddwd reduction.
+        const int lanes32 = target.natural_vector_size<int32_t>();
+        s.acc.compute_at(s.output, poi).bound_extent(h, 1).bound_extent(c, tc).bound_extent(p, tp).reorder(h, c, p)
+            .vectorize(c, lanes32).unroll(c).unroll(p);
         Stage u32 = s.acc.update();
-        u32.reorder(h, c, p, s.r32[0], s.r32[1], s.r32[2]);
-        tile_update(u32, h);
+        u32.reorder(s.rr, h, c, p, s.r32[0], s.r32[1], s.r32[2]).atomic().vectorize(s.rr).vectorize(c, lanes32).unroll(c).unroll(p);
         tile(s.acc16, h);
         s.acc16.compute_at(s.acc, s.r32[0]);
         Stage u16 = s.acc16.update();
