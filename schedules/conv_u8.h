@@ -9,8 +9,9 @@
 //   - AVX2, narrow weights (the conv_u8_narrow library): one vpmaddubsw per 32 products (its pair
 //     sums cannot saturate with such weights); `int16` (default): lanes (half, channel) of int16,
 //     vpaddw over `chunk` channel blocks, then per chunk and tap one vpmaddwd with ones adds each
-//     channel's two halves into its int32 lane; a tile of 4 ymm (32 channels) x 3 pixels; `madd`: vpmaddwd with ones into int32 lanes and vpaddd (oneDNN's
-//     sequence), 2 ymm (16 channels) x 5 pixels.
+//     channel's two halves into its int32 lane; a tile of 4 ymm (32 channels) x 3 pixels.
+//     `madd`: vpmaddwd with ones into int32 lanes and vpaddd (oneDNN's sequence), 2 ymm (16
+//     channels) x 5 pixels.
 //   - AVX2: lanes are (half, channel): the two pairs of a 4-channel block go to two adjacent i32
 //     lanes, VectorReduce(add, 2) of i32(widening_mul(i16, i16)) = vpmaddwd (+ vpaddd); the halves
 //     are added once per output. Activations are widened to int16 once, in the padded copy, and

@@ -102,8 +102,8 @@ void call_conv(Kernel k, const Call& a, int c0, int cn, int32_t chunk, T* out) {
     // NHWC output as (c, g, p, n), p = y * width + x.
     auto output = view<T>(out, {{cog, 1}, {w.groups, cog}, {o.h * o.w, o.c}, {o.n, o.c * o.h * o.w}});
     int32_t stride = a.geo.stride, pad = a.geo.pad, shift = a.rq.shift, out_bits = a.rq.out_bits;
-    auto multiplier = view<int32_t>(a.rq.multiplier.data(), {{int(a.rq.multiplier.size()), 1}});
-    auto bias = view<int64_t>(a.rq.bias.data(), {{int(a.rq.bias.size()), 1}});
+    auto multiplier = multiplier_view(a.rq);
+    auto bias = bias_view(a.rq);
     bool whole_blocks = cg % 4 == 0;
     auto sums = view<int32_t>(w.sums.data(), {{int(w.sums.size()), 1}});
     static const int16_t kOnes[2] = {1, 1};  // the narrow library's vpmaddwd operand
@@ -116,10 +116,10 @@ void call_conv(Kernel k, const Call& a, int c0, int cn, int32_t chunk, T* out) {
 }
 
 // Runs `normal`, or `narrow` (the int16-sum library) where the codes, pad values and weights
-// allow; in reduction chunks (the int32 libraries normal32, narrow32) where those pay.
+// allow; in reduction chunks (through the int32 libraries) where those pay.
 template <typename T>
-void run(Kernel normal, Kernel narrow, Kernel normal32, Kernel narrow32, const uint8_t* codes, const ActivationShape& s,
-         const U8Weights& w, ConvGeometry geo, const uint8_t* pad_values, const Requantization& rq, T* out, int act_bits) {
+void run(Kernel normal, Kernel narrow, const uint8_t* codes, const ActivationShape& s, const U8Weights& w,
+         ConvGeometry geo, const uint8_t* pad_values, const Requantization& rq, T* out, int act_bits) {
     check_shapes(s, w, geo);
     const int max_code = largest_code(codes, s, pad_values, act_bits);
     std::vector<uint8_t> zeros;
@@ -133,8 +133,8 @@ void run(Kernel normal, Kernel narrow, Kernel normal32, Kernel narrow32, const u
         auto in = view<uint8_t>(codes, {{s.c, 1}, {s.w, s.c}, {s.h, s.c * s.w}, {s.n, s.c * s.w * s.h}});
         auto pads = view<uint8_t>(pad_values, {{s.c, 1}});
         int32_t stride = geo.stride, pad = geo.pad, shift = rq.shift, out_bits = rq.out_bits;
-        auto multiplier = view<int32_t>(rq.multiplier.data(), {{int(rq.multiplier.size()), 1}});
-        auto bias = view<int64_t>(rq.bias.data(), {{int(rq.bias.size()), 1}});
+        auto multiplier = multiplier_view(rq);
+        auto bias = bias_view(rq);
         auto dw = view<int8_t>(w.data.data(), {{w.out_channels, 1}, {w.kernel_w, w.out_channels},
                                                {w.kernel_h, w.out_channels * w.kernel_w}});
         auto output = view<T>(out, {{o.c, 1}, {o.w, o.c}, {o.h, o.c * o.w}, {o.n, o.c * o.w * o.h}});
@@ -154,17 +154,15 @@ void run(Kernel normal, Kernel narrow, Kernel normal32, Kernel narrow32, const u
     // The sums: in `out` itself for int32 output; the first chunk's call writes them, each
     // further one writes `part`, added in.
     const size_t n = size_t(o.n) * o.h * o.w * o.c;
-    thread_local std::vector<int32_t> scratch, part;
     int32_t* acc;
-    if constexpr (std::is_same_v<T, int32_t>) {
+    if constexpr (std::is_same_v<T, int32_t>)
         acc = out;
-    } else {
-        scratch.resize(n);
-        acc = scratch.data();
-    }
+    else
+        acc = sum_scratch(o);
+    thread_local std::vector<int32_t> part;
     part.resize(n);
     const int32_t chunk = narrow_chunk(w, kReductionChunk / 4, max_code);
-    const Kernel k = chunk ? narrow32 : normal32;
+    const Kernel k = chunk ? Kernel::halibit_conv_u8_narrow_int32 : Kernel::halibit_conv_u8_int32;
     for (int c0 = 0; c0 < cin; c0 += kReductionChunk) {
         call_conv(k, call, c0, kReductionChunk, chunk, c0 == 0 ? acc : part.data());
         if (c0 > 0)
@@ -228,15 +226,14 @@ ActivationShape conv_output_shape(const ActivationShape& in, const U8Weights& w,
 
 void conv_u8(const uint8_t* in, const ActivationShape& s, const U8Weights& w, ConvGeometry g, const uint8_t* pad_values,
              int32_t* out, int act_bits) {
-    run(Kernel::halibit_conv_u8_int32, Kernel::halibit_conv_u8_narrow_int32, Kernel::halibit_conv_u8_int32,
-        Kernel::halibit_conv_u8_narrow_int32, in, s, w, g, pad_values, no_requantization(), out, act_bits);
+    run(Kernel::halibit_conv_u8_int32, Kernel::halibit_conv_u8_narrow_int32, in, s, w, g, pad_values, no_requantization(),
+        out, act_bits);
 }
 
 void conv_u8(const uint8_t* in, const ActivationShape& s, const U8Weights& w, ConvGeometry g, const uint8_t* pad_values,
              const Requantization& rq, uint8_t* out, int act_bits) {
     check_requantization(rq, w.out_channels);
-    run(Kernel::halibit_conv_u8_codes, Kernel::halibit_conv_u8_narrow_codes, Kernel::halibit_conv_u8_int32,
-        Kernel::halibit_conv_u8_narrow_int32, in, s, w, g, pad_values, rq, out, act_bits);
+    run(Kernel::halibit_conv_u8_codes, Kernel::halibit_conv_u8_narrow_codes, in, s, w, g, pad_values, rq, out, act_bits);
 }
 
 }  // namespace halibit

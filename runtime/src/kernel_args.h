@@ -49,6 +49,21 @@ inline void check_codes_fit(const std::string& kernel, const uint8_t* codes, con
                 " that act_bits " + std::to_string(act_bits) + " allows");
 }
 
+// A requantization's per-channel arrays as kernel arguments.
+inline Buffer<int32_t> multiplier_view(const Requantization& rq) {
+    return view<int32_t>(rq.multiplier.data(), {{int(rq.multiplier.size()), 1}});
+}
+inline Buffer<int64_t> bias_view(const Requantization& rq) {
+    return view<int64_t>(rq.bias.data(), {{int(rq.bias.size()), 1}});
+}
+
+// Int32 sums of output shape s before requantization: per thread, reused across calls.
+inline int32_t* sum_scratch(const ActivationShape& s) {
+    thread_local std::vector<int32_t> scratch;
+    scratch.resize(size_t(s.n) * s.h * s.w * s.c);
+    return scratch.data();
+}
+
 // NHWC output as (c, g, x, y, n).
 template <typename T>
 Buffer<T> output_view(T* data, const ActivationShape& s, int groups) {
@@ -60,8 +75,8 @@ Buffer<T> output_view(T* data, const ActivationShape& s, int groups) {
 template <typename T>
 void requantize(Kernel k, const int32_t* acc, const ActivationShape& s, int groups, const Requantization& rq, Buffer<T> out) {
     auto a = output_view(acc, s, groups);
-    auto m = view<int32_t>(rq.multiplier.data(), {{int(rq.multiplier.size()), 1}});
-    auto b = view<int64_t>(rq.bias.data(), {{int(rq.bias.size()), 1}});
+    auto m = multiplier_view(rq);
+    auto b = bias_view(rq);
     int32_t shift = rq.shift, bits = rq.out_bits;
     void* args[] = {a.raw_buffer(), m.raw_buffer(), b.raw_buffer(), &shift, &bits, out.raw_buffer()};
     call_kernel(k, args);

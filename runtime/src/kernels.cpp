@@ -170,8 +170,7 @@ struct ConvArgs {
 
     ConvArgs(const PackedActivations& in, const PackedWeights& w, ConvGeometry g, const Requantization& rq)
         : input(words_view(in, g.pad)), weights(weights_view(w)), stride(g.stride), pad(g.pad),
-          multiplier(view<int32_t>(rq.multiplier.data(), {{int(rq.multiplier.size()), 1}})),
-          bias(view<int64_t>(rq.bias.data(), {{int(rq.bias.size()), 1}})), shift(rq.shift), out_bits(rq.out_bits) {}
+          multiplier(multiplier_view(rq)), bias(bias_view(rq)), shift(rq.shift), out_bits(rq.out_bits) {}
     std::vector<void*> argv() {
         return {input.raw_buffer(), weights.raw_buffer(), &stride, &pad, multiplier.raw_buffer(), bias.raw_buffer(),
                 &shift, &out_bits};
@@ -200,13 +199,6 @@ Tables use_tables(const PackedActivations& in, const PackedWeights& w, Kernel k,
 #endif
 }
 
-// Accumulators of the table kernels before requantization: per thread, reused across calls.
-int32_t* table_scratch(const ActivationShape& s) {
-    thread_local std::vector<int32_t> scratch;
-    scratch.resize(size_t(s.n) * s.h * s.w * s.c);
-    return scratch.data();
-}
-
 // Runs `table` (int32 accumulators, NHWC, of output shape s) into `out`: directly for an int32
 // output, else into scratch and then through the requantize kernel (codes or packed).
 template <typename T, typename TableKernel>
@@ -214,7 +206,7 @@ void run_table(TableKernel table, const ActivationShape& s, int groups, const Re
     if constexpr (std::is_same_v<T, int32_t>) {
         table(out.data());
     } else {
-        int32_t* acc = table_scratch(s);
+        int32_t* acc = sum_scratch(s);
         table(acc);
         // Codes are (c, g, x, y, n); packed bytes have a plane dimension more.
         requantize(out.dimensions() == 5 ? Kernel::halibit_requantize_codes : Kernel::halibit_requantize_packed, acc,

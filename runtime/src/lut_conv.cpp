@@ -89,8 +89,8 @@ void run(Kernel k, const uint8_t* codes, const ActivationShape& s, int act_bits,
     int32_t fast_classes = sums_fit_16 && (classes == 1 || classes == 2 || classes == 4 || classes == 8) ? classes : 0;
     int32_t bits = act_bits, offset = w.activation_offset, stride = geo.stride, pad = geo.pad, shift = rq.shift,
             out_bits = rq.out_bits;
-    auto multiplier = view<int32_t>(rq.multiplier.data(), {{int(rq.multiplier.size()), 1}});
-    auto bias = view<int64_t>(rq.bias.data(), {{int(rq.bias.size()), 1}});
+    auto multiplier = multiplier_view(rq);
+    auto bias = bias_view(rq);
     auto output = view<T>(out, {{cog, 1}, {w.groups, cog}, {o.h * o.w, o.c}, {o.n, o.c * o.h * o.w}});
     void* args[] = {in.raw_buffer(), weights.raw_buffer(), levels.raw_buffer(),     &bits,           &offset,
                     &fast_classes,    &stride,           &pad,   multiplier.raw_buffer(), bias.raw_buffer(), &shift,

@@ -26,11 +26,7 @@
 
 #ifndef HALIBIT_TABLE_REGISTERS
 #define HALIBIT_TABLE_REGISTERS 16
-#define HALIBIT_TABLE_SUFFIX avx2
 #endif
-#define HALIBIT_TABLE_NAME2(name, suffix) name##_##suffix
-#define HALIBIT_TABLE_NAME1(name, suffix) HALIBIT_TABLE_NAME2(name, suffix)
-#define HALIBIT_TABLE_NAME(name) HALIBIT_TABLE_NAME1(name, HALIBIT_TABLE_SUFFIX)
 
 namespace halibit {
 namespace {
@@ -57,7 +53,7 @@ struct Ymm {
     // (24 accumulators, 4 weight vectors, a table and a result), W3 and W4 6.
     static constexpr int vectors(int bits) { return bits <= 2 ? 2 : 1; }
 #if HALIBIT_TABLE_REGISTERS == 32
-    static constexpr int pixels(int bits) { return bits == 1 ? 12 : bits == 2 ? 6 : bits == 3 ? 6 : 6; }
+    static constexpr int pixels(int bits) { return bits == 1 ? 12 : 6; }
 #else
     static constexpr int pixels(int bits) { return bits == 1 ? 6 : bits == 2 ? 2 : bits == 3 ? 3 : 2; }
 #endif
@@ -383,14 +379,18 @@ void bitserial_tables(const PackedActivations& in, const PackedWeights& w, ConvG
 
 }  // namespace
 
-#if HALIBIT_TABLE_REGISTERS == 16  // bconv: the Halide vpopcntq kernel is faster on AVX-512
+#if HALIBIT_TABLE_REGISTERS == 16
 void bconv_table_avx2(const PackedActivations& in, const PackedWeights& w, BConvOptions o, int32_t* out) {
     bconv_tables(in, w, o, out);
 }
-#endif
 
-void HALIBIT_TABLE_NAME(bitserial_table)(const PackedActivations& in, const PackedWeights& w, ConvGeometry g, int32_t* out) {
+void bitserial_table_avx2(const PackedActivations& in, const PackedWeights& w, ConvGeometry g, int32_t* out) {
     bitserial_tables(in, w, g, out);
 }
+#else  // no bconv: the Halide vpopcntq kernel is faster on AVX-512
+void bitserial_table_avx512(const PackedActivations& in, const PackedWeights& w, ConvGeometry g, int32_t* out) {
+    bitserial_tables(in, w, g, out);
+}
+#endif
 
 }  // namespace halibit
