@@ -179,10 +179,11 @@ struct ConvArgs {
 
 // Which table kernel (popcount_table.h) stands in for the Halide kernel k, if any: with AVX2,
 // wherever the sums fit; with AVX-512, bitserial 3x3 (and larger) layers of 1- and 2-bit
-// weights, where the 32-register build measured 1.1-1.2x the vpopcntq kernel (W4, bconv and 1x1
-// layers were slower: docs/kernels.md, "AVX2 table kernels"). Never for the autoscheduler
-// baseline nor a schedule experiment's variant, which are benchmarked as themselves. The
-// requantize kernel then applies the output stage.
+// weights, where the table kernel beat the vpopcntq kernel on Intel (ymm build, 1.0-1.2x) and
+// on Zen 5 (zmm build, W2A2 1.3-1.6x). bconv, W4 and 1x1 layers stay on Halide: the zmm build
+// ran them at 0.3x, 1.0x and 0.7x on Zen 5 (docs/kernels.md, "AVX2 table kernels"). Never for
+// the autoscheduler baseline nor a schedule experiment's variant, which are benchmarked as
+// themselves. The requantize kernel then applies the output stage.
 enum class Tables { none, avx2, avx512 };
 
 Tables use_tables(const PackedActivations& in, const PackedWeights& w, Kernel k, bool bitserial) {
@@ -235,8 +236,8 @@ void run_bconv(Kernel k, const PackedActivations& in, const PackedWeights& w, BC
     check_conv(in, w, o.geometry);
     if (in.planes != 1 || w.encoding != WeightEncoding::binary || w.bits != 1)
         throw Error("bconv: needs one-plane sign activations and 1-bit binary weights");
-    if (use_tables(in, w, k, false) != Tables::none)
-        return run_table([&](int32_t* acc) { bconv_table_avx2(in, w, o, acc); }, conv_output_shape(in, w, o.geometry),
+    if (const Tables t = use_tables(in, w, k, false); t != Tables::none)
+        return run_table([&](int32_t* acc) { (t == Tables::avx512 ? bconv_table_avx512 : bconv_table_avx2)(in, w, o, acc); }, conv_output_shape(in, w, o.geometry),
                          w.groups, rq, out);
     ConvArgs a(in, w, o.geometry, rq);
     int32_t cg = w.in_channels_per_group;

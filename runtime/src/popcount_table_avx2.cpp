@@ -1,6 +1,6 @@
 // AVX2 table kernels (popcount_table.h). Compiled with -mavx2 (16 ymm registers), and again as
-// popcount_table_avx512.cpp with AVX-512 VL and BW (32 ymm registers, HALIBIT_TABLE_REGISTERS);
-// each only called when the CPU has it.
+// popcount_table_avx512.cpp with AVX-512 BW (32 zmm registers, HALIBIT_TABLE_ZMM); each only
+// called when the CPU has it.
 //
 // Per step (one nibble m = 4 input channels of one word, one tap) and output pixel:
 //   T = the 16-byte table chosen by the activation nibble, broadcast to both lanes
@@ -24,15 +24,37 @@
 #include "halibit/encoding.h"
 #include "popcount_table.h"
 
-#ifndef HALIBIT_TABLE_REGISTERS
-#define HALIBIT_TABLE_REGISTERS 16
+#ifndef HALIBIT_TABLE_ZMM
+#define HALIBIT_TABLE_ZMM 0
 #endif
 
 namespace halibit {
 namespace {
 
-// The vector operations of the loop, by name.
-struct Ymm {
+// The vector operations of the loop, by name: ymm for AVX2, zmm for AVX-512.
+#if HALIBIT_TABLE_ZMM
+struct Vec {
+    using V = __m512i;
+    static constexpr int kBytes = 64;
+    static V zero() { return _mm512_setzero_si512(); }
+    static V load(const void* p) { return _mm512_loadu_si512(p); }
+    static void store(void* p, V v) { _mm512_storeu_si512(p, v); }
+    static V table(const void* p) { return _mm512_broadcast_i32x4(_mm_load_si128(static_cast<const __m128i*>(p))); }
+    static V lookup(V t, V i) { return _mm512_shuffle_epi8(t, i); }
+    static V add8(V a, V b) { return _mm512_add_epi8(a, b); }
+    static V add16(V a, V b) { return _mm512_add_epi16(a, b); }
+    static V even(V a) { return _mm512_and_si512(a, _mm512_set1_epi16(0x00ff)); }
+    static V odd(V a) { return _mm512_srli_epi16(a, 8); }
+    // One zmm holds a whole 64-channel block of the nibbles. Pixels per tile: pixels x planes
+    // accumulators, the weight vectors, a table and a result within the 32 registers, less what
+    // GCC keeps for itself: W2 at 12 pixels (24 accumulators) spilled, and 8, 10 and 12 pixels ran
+    // within noise of each other on Zen 5; W1 at 24 pixels was slower than 12 or 16.
+    static constexpr int vectors(int) { return 1; }
+    static constexpr int pixels(int bits) { return bits == 1 ? 16 : bits == 2 ? 10 : bits == 3 ? 8 : 5; }
+    static constexpr int kBlockPixels = 80;  // tasks: a multiple of every tile's pixels
+};
+#else
+struct Vec {
     using V = __m256i;
     static constexpr int kBytes = 32;
     static V zero() { return _mm256_setzero_si256(); }
@@ -49,15 +71,12 @@ struct Ymm {
     // result fill the 16 ymm registers (more spills the accumulators: measured slower). W1 and W2
     // take 64 channels (6 and 2 pixels); W3 and W4 32 channels, so that 3 and 2 pixels share each
     // weight load: W4A4 1.5x faster than 64 channels x 1 pixel, while W2 at 32 channels x 5
-    // pixels was 3% slower than 64 x 2 (docs/kernels.md). With 32 registers: W1 12 pixels, W2 6
-    // (24 accumulators, 4 weight vectors, a table and a result), W3 and W4 6.
+    // pixels was 3% slower than 64 x 2 (docs/kernels.md).
     static constexpr int vectors(int bits) { return bits <= 2 ? 2 : 1; }
-#if HALIBIT_TABLE_REGISTERS == 32
-    static constexpr int pixels(int bits) { return bits == 1 ? 12 : 6; }
-#else
     static constexpr int pixels(int bits) { return bits == 1 ? 6 : bits == 2 ? 2 : bits == 3 ? 3 : 2; }
-#endif
+    static constexpr int kBlockPixels = 48;  // tasks: a multiple of every tile's pixels
 };
+#endif
 
 // Activation planes per bitserial lookup, and lookups per step (A <= 4).
 constexpr int kPlanesPerLookup = 2, kMaxLookups = 2;
@@ -138,16 +157,16 @@ void build_offsets(Job& j) {
 }
 
 // Adds v to the 16-bit sums at a.
-inline void add16(uint16_t* a, __m256i v) {
-    Ymm::store(a, Ymm::add16(Ymm::load(a), v));
+inline void add16(uint16_t* a, Vec::V v) {
+    Vec::store(a, Vec::add16(Vec::load(a), v));
 }
 
 // P consecutive output pixels (of the image, row-major from q0: a tile may span rows) of one
 // group, the B x NV output channels of the group from cb; BITS weight planes.
 template <int P, int BITS>
 void tile(const Job& j, int n, int g, int q0, int cb) {
-    using V = __m256i;
-    constexpr int NV = Ymm::vectors(BITS), B = Ymm::kBytes;
+    using V = Vec::V;
+    constexpr int NV = Vec::vectors(BITS), B = Vec::kBytes;
     const PackedWeights& w = *j.w;
     const int words = w.words(), cog = w.out_channels_per_group();
     const int KW = w.kernel_w, KH = w.kernel_h, L = j.lookups, F = j.flush_every;
@@ -174,7 +193,7 @@ void tile(const Job& j, int n, int g, int q0, int cb) {
 #pragma GCC unroll 32
     for (int p = 0; p < P; p++)
         for (int i = 0; i < BITS; i++)
-            for (int v = 0; v < NV; v++) acc[p][i][v] = Ymm::zero();
+            for (int v = 0; v < NV; v++) acc[p][i][v] = Vec::zero();
     int steps = 0;
     // A macro, not a lambda: captured by reference, GCC keeps the accumulators on the stack.
 #define HALIBIT_FLUSH                                                                                            \
@@ -182,13 +201,13 @@ void tile(const Job& j, int n, int g, int q0, int cb) {
         for (int i = 0; i < BITS; i++)                                                                          \
             for (int v = 0; v < NV; v++) {                                                                      \
                 if (first_flush) {                                                                              \
-                    Ymm::store(even[p][i][v], Ymm::even(acc[p][i][v]));                                         \
-                    Ymm::store(odd[p][i][v], Ymm::odd(acc[p][i][v]));                                           \
+                    Vec::store(even[p][i][v], Vec::even(acc[p][i][v]));                                         \
+                    Vec::store(odd[p][i][v], Vec::odd(acc[p][i][v]));                                           \
                 } else {                                                                                        \
-                    add16(even[p][i][v], Ymm::even(acc[p][i][v]));                                              \
-                    add16(odd[p][i][v], Ymm::odd(acc[p][i][v]));                                                \
+                    add16(even[p][i][v], Vec::even(acc[p][i][v]));                                              \
+                    add16(odd[p][i][v], Vec::odd(acc[p][i][v]));                                                \
                 }                                                                                               \
-                acc[p][i][v] = Ymm::zero();                                                                     \
+                acc[p][i][v] = Vec::zero();                                                                     \
             }                                                                                                   \
     first_flush = false;                                                                                        \
     steps = 0;
@@ -208,17 +227,17 @@ void tile(const Job& j, int n, int g, int q0, int cb) {
                     for (int m = m0; m < m0 + kStepGroup; m++) {
                         V wv[BITS][NV];
                         for (int i = 0; i < BITS; i++)
-                            for (int v = 0; v < NV; v++) wv[i][v] = Ymm::load(wk + (size_t(m) * BITS + i) * A + B * v);
+                            for (int v = 0; v < NV; v++) wv[i][v] = Vec::load(wk + (size_t(m) * BITS + i) * A + B * v);
                         // The lookups unrolled (L is 1 or 2): one predictable branch rather than a loop.
 #pragma GCC unroll 2
                         for (int l = 0; l < kMaxLookups; l++)
                             if (l == 0 || l < L)
 #pragma GCC unroll 32
                             for (int p = 0; p < P; p++) {
-                                const V t = Ymm::table(table_bytes + off[p][l * 16 + m]);
+                                const V t = Vec::table(table_bytes + off[p][l * 16 + m]);
                                 for (int i = 0; i < BITS; i++)
                                     for (int v = 0; v < NV; v++)
-                                        acc[p][i][v] = Ymm::add8(acc[p][i][v], Ymm::lookup(t, wv[i][v]));
+                                        acc[p][i][v] = Vec::add8(acc[p][i][v], Vec::lookup(t, wv[i][v]));
                             }
                     }
                     if ((steps += kStepGroup) == F) {
@@ -301,7 +320,7 @@ void tail(const Job& j, int n, int g, int q, int count, int cb) {
 // of the task reads them.
 template <int BITS>
 void pixels(const Job& j, int n, int g, int q0, int q1) {
-    constexpr int P = Ymm::pixels(BITS), channels = Ymm::kBytes * Ymm::vectors(BITS);
+    constexpr int P = Vec::pixels(BITS), channels = Vec::kBytes * Vec::vectors(BITS);
     for (int cb = 0; cb < j.w->out_channels_per_group(); cb += channels) {
         int q = q0;
         for (; q + P <= q1; q += P) tile<P, BITS>(j, n, g, q, cb);
@@ -309,13 +328,12 @@ void pixels(const Job& j, int n, int g, int q0, int q1) {
     }
 }
 
-// Tasks: blocks of kBlockPixels output pixels of one image and group, a multiple of every tile's
-// pixels.
-constexpr int kBlockPixels = 48;
+// Tasks: blocks of Vec::kBlockPixels output pixels of one image and group.
+constexpr int kBlockPixels = Vec::kBlockPixels;
 
 int block_task(void*, int task, uint8_t* closure) {
-    static_assert(kBlockPixels % Ymm::pixels(1) == 0 && kBlockPixels % Ymm::pixels(2) == 0 &&
-                  kBlockPixels % Ymm::pixels(3) == 0 && kBlockPixels % Ymm::pixels(4) == 0);
+    static_assert(kBlockPixels % Vec::pixels(1) == 0 && kBlockPixels % Vec::pixels(2) == 0 &&
+                  kBlockPixels % Vec::pixels(3) == 0 && kBlockPixels % Vec::pixels(4) == 0);
     const Job& j = *reinterpret_cast<const Job*>(closure);
     const int G = j.in->groups, per_image = j.out_h * j.out_w;
     const int block = kBlockPixels;
@@ -379,16 +397,20 @@ void bitserial_tables(const PackedActivations& in, const PackedWeights& w, ConvG
 
 }  // namespace
 
-#if HALIBIT_TABLE_REGISTERS == 16
+#if HALIBIT_TABLE_ZMM
+void bconv_table_avx512(const PackedActivations& in, const PackedWeights& w, BConvOptions o, int32_t* out) {
+    bconv_tables(in, w, o, out);
+}
+
+void bitserial_table_avx512(const PackedActivations& in, const PackedWeights& w, ConvGeometry g, int32_t* out) {
+    bitserial_tables(in, w, g, out);
+}
+#else
 void bconv_table_avx2(const PackedActivations& in, const PackedWeights& w, BConvOptions o, int32_t* out) {
     bconv_tables(in, w, o, out);
 }
 
 void bitserial_table_avx2(const PackedActivations& in, const PackedWeights& w, ConvGeometry g, int32_t* out) {
-    bitserial_tables(in, w, g, out);
-}
-#else  // no bconv: the Halide vpopcntq kernel is faster on AVX-512
-void bitserial_table_avx512(const PackedActivations& in, const PackedWeights& w, ConvGeometry g, int32_t* out) {
     bitserial_tables(in, w, g, out);
 }
 #endif
