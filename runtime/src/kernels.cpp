@@ -236,8 +236,8 @@ void run_bconv(Kernel k, const PackedActivations& in, const PackedWeights& w, BC
     check_conv(in, w, o.geometry);
     if (in.planes != 1 || w.encoding != WeightEncoding::binary || w.bits != 1)
         throw Error("bconv: needs one-plane sign activations and 1-bit binary weights");
-    if (const Tables t = use_tables(in, w, k, false); t != Tables::none)
-        return run_table([&](int32_t* acc) { (t == Tables::avx512 ? bconv_table_avx512 : bconv_table_avx2)(in, w, o, acc); }, conv_output_shape(in, w, o.geometry),
+    if (use_tables(in, w, k, false) != Tables::none)
+        return run_table([&](int32_t* acc) { bconv_table_avx2(in, w, o, acc); }, conv_output_shape(in, w, o.geometry),
                          w.groups, rq, out);
     ConvArgs a(in, w, o.geometry, rq);
     int32_t cg = w.in_channels_per_group;

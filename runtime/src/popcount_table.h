@@ -32,7 +32,6 @@ inline bool popcount_table_fits(const PackedActivations& in, const PackedWeights
 void bconv_table_avx2(const PackedActivations& in, const PackedWeights& w, BConvOptions o, int32_t* out_nhwc);
 void bitserial_table_avx2(const PackedActivations& in, const PackedWeights& w, ConvGeometry g, int32_t* out_nhwc);
 // The same for AVX-512 machines (AVX-512 BW: zmm vectors, 32 registers).
-void bconv_table_avx512(const PackedActivations& in, const PackedWeights& w, BConvOptions o, int32_t* out_nhwc);
 void bitserial_table_avx512(const PackedActivations& in, const PackedWeights& w, ConvGeometry g, int32_t* out_nhwc);
 
 }  // namespace halibit

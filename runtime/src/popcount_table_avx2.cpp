@@ -3,9 +3,9 @@
 // called when the CPU has it.
 //
 // Per step (one nibble m = 4 input channels of one word, one tap) and output pixel:
-//   T = the 16-byte table chosen by the activation nibble, broadcast to both lanes
-//   acc8[i][v] += vpshufb(T, weight nibbles of plane i for 32 output channels)
-// so one shuffle and one add count 4 channels x 32 outputs. bconv's tables are
+//   T = the 16-byte table chosen by the activation nibble, broadcast to every 128-bit lane
+//   acc8[i][v] += vpshufb(T, weight nibbles of plane i for 32 (ymm) or 64 (zmm) output channels)
+// so one shuffle and one add count 4 channels x 32 or 64 outputs. bconv's tables are
 // popcount(a ^ w). bitserial's are activation-side tables (T-MAC): one lookup covers two
 // activation planes j = 2l, 2l + 1 at once, T[w] = 4^l (popcount(a_2l & w) + 2 popcount(a_2l+1 & w)),
 // the sum of those planes' codes over the channels that w selects; so A2 needs one lookup per
@@ -397,11 +397,7 @@ void bitserial_tables(const PackedActivations& in, const PackedWeights& w, ConvG
 
 }  // namespace
 
-#if HALIBIT_TABLE_ZMM
-void bconv_table_avx512(const PackedActivations& in, const PackedWeights& w, BConvOptions o, int32_t* out) {
-    bconv_tables(in, w, o, out);
-}
-
+#if HALIBIT_TABLE_ZMM  // no bconv: the Halide vpopcntq kernel is faster on AVX-512
 void bitserial_table_avx512(const PackedActivations& in, const PackedWeights& w, ConvGeometry g, int32_t* out) {
     bitserial_tables(in, w, g, out);
 }
