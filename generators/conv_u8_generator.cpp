@@ -14,6 +14,10 @@
 //              padded with zero weights to Cgp = 4 * cb extent, output channels with zero weights
 //              to a multiple of 64 (kWeightChannelAlign in runtime/include/halibit/kernels.h): register
 //              tiles never read past the end.
+//   weights16  (r, ct, cb, kx, ky, co, g) int16: the same weights widened, output channel
+//              kWeights16Tile co + ct; read instead of `weights` by the AVX2 full-range library
+//              (prepared once with the model, so no task widens its tile's weights), each tile's
+//              weights contiguous.
 //   output     (c, g, p, n)  int32 or uint8 codes, p = y * out_width + x (NHWC: x and y are one
 //              dimension of stride C), c < Cog = output channels per group.
 // Output pixels are one flattened dimension so that register tiles of pixels run across row ends
@@ -46,6 +50,8 @@ public:
     Input<Buffer<uint8_t>> input{"input", 4};        // (c, x, y, n)
     Input<Buffer<uint8_t>> pad_values{"pad_values", 1};  // (c)
     Input<Buffer<int8_t>> weights{"weights", 6};     // (r, c, cb, kx, ky, g)
+    // (r, ct, cb, kx, ky, co, g); read by the AVX2 full-range library only (schedules/conv_u8.h).
+    Input<Buffer<int16_t>> weights16{"weights16", 7};
     Input<int32_t> stride{"stride"};
     Input<int32_t> pad{"pad"};
     Input<Buffer<int32_t>> multiplier{"multiplier", 1};  // per output channel (output_kind codes)
@@ -117,7 +123,10 @@ public:
         // schedule may copy one channel tile's weights into a compact buffer).
         Var wr("wr");
         Func wt("weights_tile");
-        wt(wr, c, ci, x, y, g) = cast(layout.weight_type, weights(wr, c, ci, x, y, g));
+        if (layout.prepared_int16_weights)
+            wt(wr, c, ci, x, y, g) = weights16(wr, c % kWeights16Tile, ci, x, y, c / kWeights16Tile, g);
+        else
+            wt(wr, c, ci, x, y, g) = cast(layout.weight_type, weights(wr, c, ci, x, y, g));
         Expr w = wt(h * R + rr, c, rcb, rkx, rky, g);
         Func acc("acc");
         ConvU8Schedule s;
@@ -187,6 +196,11 @@ public:
         output.dim(0).set_stride(1);
         weights.dim(0).set_bounds(0, 4).set_stride(1);
         weights.dim(1).set_stride(4);
+        weights16.dim(0).set_bounds(0, 4).set_stride(1);
+        weights16.dim(1).set_bounds(0, kWeights16Tile).set_stride(4);
+        // Output channels from 0 (the runtime's views): a register tile's channels then fall in
+        // one tile of weights16, read as dense vectors.
+        if (layout.prepared_int16_weights) output.dim(0).set_min(0);
 
         s.output = result;
         s.acc = acc;

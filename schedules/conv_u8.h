@@ -14,9 +14,11 @@
 //     channels) x 5 pixels.
 //   - AVX2: lanes are (half, channel): the two pairs of a 4-channel block go to two adjacent i32
 //     lanes, VectorReduce(add, 2) of i32(widening_mul(i16, i16)) = vpmaddwd (+ vpaddd); the halves
-//     are added once per output. Activations are widened to int16 once, in the padded copy, and
-//     each task copies its channel tile's weights to int16 once; a tile of 2 ymm (8 channels) x 5
-//     pixels. (vpmaddubsw would saturate: u8 x s8 pair sums reach 65280.)
+//     are added once per output. Activations are widened to int16 once, in the padded copy; the
+//     weights come widened from `weights16`, prepared with the model in tiles of kWeights16Tile
+//     output channels (widening each tile's weights once per task took 9.5% of the 7x7x512
+//     layer); a tile of 2 ymm (8 channels) x 5 pixels. (vpmaddubsw would saturate: u8 x s8 pair
+//     sums reach 65280.)
 //   - ARM with the dot product (arm-64-linux-arm_dot_prod): as AVX-512, VectorReduce(add, 4) of
 //     i32(widening_mul(i8, i8)) = sdot, on activations shifted to int8; 4 q (16 channels) x 6 pixels.
 //   - ARM: the same as AVX2 (smull + addp); a tile of 2 q registers (4 channels) x 6 pixels.
@@ -42,7 +44,12 @@ struct ConvU8Layout {
     // kernel adds 128 x the output channel's weight sum back.
     bool shifted_activations = false;
     bool madd_pairs = false;   // narrow AVX2, `madd`: vpmaddubsw pairs, vpmaddwd with ones into int32
+    bool prepared_int16_weights = false;  // read `weights16` (AVX2 full range), not `weights`
 };
+
+// Output channels per tile of `weights16` (the AVX2 register tile's; the runtime's copy in
+// runtime/src/conv_u8.cpp must match).
+constexpr int kWeights16Tile = 8;
 
 inline bool conv_u8_is_scalar(const Target& t) { return t.arch == Target::X86 && !t.has_feature(Target::SSE41); }
 
@@ -52,7 +59,7 @@ inline ConvU8Layout conv_u8_layout_for(const Target& t, const std::string& sched
     if (t.arch == Target::X86 && t.has_feature(Target::AVX512_SapphireRapids)) return {1, UInt(8), Int(8), false, 4, 7};
     if (t.arch == Target::X86 && narrow && madd) return {1, UInt(8), Int(8), false, 2, 5, false, false, true};
     if (t.arch == Target::X86 && narrow) return {2, UInt(8), Int(8), false, 4, 3, true};
-    if (t.arch == Target::X86) return {2, Int(16), Int(16), true, 2, 5};
+    if (t.arch == Target::X86) return {2, Int(16), Int(16), false, 2, 5, false, false, false, true};
     if (t.has_feature(Target::ARMDotProd)) return {1, Int(8), Int(8), false, 4, 6, false, true};
     return {2, Int(16), Int(16), true, 2, 6};
 }

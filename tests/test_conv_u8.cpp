@@ -133,6 +133,16 @@ TEST_F(ConvU8, LayerShapes) {
     check_case({{1, 28, 28, 64, 128, 3, 2, 1, 1}, false, 8});
     check_case({{2, 13, 13, 96, 66, 5, 1, 2, 2}, true, 6});
     check_case({{2, 40, 41, 8, 70, 3, 1, 1, 1}, true, 8});  // many chunks of pixel tiles per image
+    // 512 channels of full-range weights: one call on AVX2 (reduction chunks elsewhere).
+    check_case({{1, 7, 7, 512, 70, 3, 1, 1, 1}, false, 8});
+}
+
+// |w| up to 65, one past the narrow library's bound at 8-bit codes: the AVX2 full-range library
+// and its int16 copy of the weights; and 64, the narrow one, at the same shapes.
+TEST_F(ConvU8, WeightsAtTheNarrowBound) {
+    for (int max_abs : {65, 64})
+        for (const ConvCase& cc : {ConvCase{1, 9, 8, 12, 9, 3, 1, 1, 1}, ConvCase{2, 5, 6, 16, 20, 3, 2, 1, 2}})
+            check_case({cc, true, 8, 8, max_abs});
 }
 
 // The extremes of both ranges: 255 x -128 everywhere (no saturation anywhere in the dot product).

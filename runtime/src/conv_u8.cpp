@@ -17,6 +17,12 @@ namespace {
 int padded_out_channels(const U8Weights& w) { return halibit::padded_out_channels(w.out_channels / w.groups); }
 int channel_blocks(const U8Weights& w) { return (w.in_channels_per_group + 3) / 4; }
 
+// Output channels per tile of `data16` (kWeights16Tile in schedules/conv_u8.h).
+constexpr int kWeights16Tile = 8;
+// The narrow library takes weights up to this |w| at any codes (2 x 255 x 64 fits int16), so only
+// wider ones need `data16`.
+constexpr int kNarrowMaxAbsWeight = 64;
+
 // The weights as the kernels read them: (r, c, cb, kx, ky, g), see prepare_u8_weights; channel
 // blocks [b0, b0 + bn) of each tap.
 Buffer<int8_t> weights_view(const U8Weights& w, int b0, int bn) {
@@ -24,6 +30,19 @@ Buffer<int8_t> weights_view(const U8Weights& w, int b0, int bn) {
     return view<int8_t>(w.data.data() + size_t(4) * cp * b0,
                         {{4, 1}, {cp, 4}, {bn, 4 * cp}, {w.kernel_w, 4 * cp * cb}, {w.kernel_h, 4 * cp * cb * w.kernel_w},
                          {w.groups, 4 * cp * cb * w.kernel_w * w.kernel_h}});
+}
+
+// `data16` as (r, ct, cb, kx, ky, co, g), channel blocks [b0, b0 + bn); one unread tile where
+// it is empty (only the AVX2 full-range library reads it).
+Buffer<int16_t> weights16_view(const U8Weights& w, int b0, int bn) {
+    static const int16_t kUnused[4 * kWeights16Tile] = {};  // (the kernels check the first two extents)
+    if (w.data16.empty())
+        return view<int16_t>(kUnused, {{4, 1}, {kWeights16Tile, 4}, {1, 0}, {1, 0}, {1, 0}, {1, 0}, {1, 0}});
+    const int cp = padded_out_channels(w), cb = channel_blocks(w), t = 4 * kWeights16Tile;
+    const int tap = t * cb, tile = tap * w.kernel_w * w.kernel_h;
+    return view<int16_t>(w.data16.data() + size_t(t) * b0,
+                         {{4, 1}, {kWeights16Tile, 4}, {bn, t}, {w.kernel_w, tap}, {w.kernel_h, tap * w.kernel_w},
+                          {cp / kWeights16Tile, tile}, {w.groups, tile * (cp / kWeights16Tile)}});
 }
 
 void check_shapes(const ActivationShape& s, const U8Weights& w, ConvGeometry g) {
@@ -67,11 +86,14 @@ int largest_code(const uint8_t* codes, const ActivationShape& s, const uint8_t* 
 // each of its 7 pixel tiles. Measured (docs/kernels.md, "conv_u8 reduction chunks"): 1.36x
 // (avx512) and 1.41x (avx2 narrow) at 7x7x512; at 14x14x256 (28 pixel tiles per weight slice)
 // chunks were slower, hence only from 512 channels. arm64 keeps one call (its dot-product
-// kernels add 128 x the whole weight sum).
+// kernels add 128 x the whole weight sum). Nor does the AVX2 full-range library (`wide`): it
+// reads its tile's weights from `data16`, contiguous, and ran 1.07x faster at 7x7x512 in one
+// call than in chunks (the loop over a tap's channel blocks is then 4x longer).
 constexpr int kReductionChunk = 128, kReductionChunkFrom = 512;
 
-bool use_reduction_chunks(const U8Weights& w, Kernel normal, Kernel narrow) {
+bool use_reduction_chunks(const U8Weights& w, Kernel normal, Kernel narrow, bool wide) {
     const Isa isa = resolved_isa(Isa::automatic);
+    if (isa == Isa::avx2 && wide) return false;
     return (isa == Isa::avx2 || isa == Isa::avx512) && w.groups == 1 &&
            w.in_channels_per_group >= kReductionChunkFrom && w.in_channels_per_group % kReductionChunk == 0 &&
            !kernel_overridden(normal) && !kernel_overridden(narrow);
@@ -99,6 +121,7 @@ void call_conv(Kernel k, const Call& a, int c0, int cn, int32_t chunk, T* out) {
     auto pads = view<uint8_t>(a.pad_values + c0, {{cn, 1}});
     const int cg = cn / w.groups;
     auto weights = weights_view(w, c0 / 4, (cg + 3) / 4);
+    auto weights16 = weights16_view(w, c0 / 4, (cg + 3) / 4);
     // NHWC output as (c, g, p, n), p = y * width + x.
     auto output = view<T>(out, {{cog, 1}, {w.groups, cog}, {o.h * o.w, o.c}, {o.n, o.c * o.h * o.w}});
     int32_t stride = a.geo.stride, pad = a.geo.pad, shift = a.rq.shift, out_bits = a.rq.out_bits;
@@ -108,10 +131,14 @@ void call_conv(Kernel k, const Call& a, int c0, int cn, int32_t chunk, T* out) {
     auto sums = view<int32_t>(w.sums.data(), {{int(w.sums.size()), 1}});
     static const int16_t kOnes[2] = {1, 1};  // the narrow library's vpmaddwd operand
     auto ones = view<int16_t>(kOnes, {{2, 1}});
-    void* args[] = {in.raw_buffer(),      pads.raw_buffer(), weights.raw_buffer(), &stride,
-                    &pad,                 multiplier.raw_buffer(), bias.raw_buffer(), &shift,
-                    &out_bits,            &whole_blocks,     &chunk,               sums.raw_buffer(),
-                    ones.raw_buffer(),    output.raw_buffer()};
+    void* args[] = {in.raw_buffer(),      pads.raw_buffer(), weights.raw_buffer(), weights16.raw_buffer(),
+                    &stride,              &pad,              multiplier.raw_buffer(), bias.raw_buffer(),
+                    &shift,               &out_bits,         &whole_blocks,        &chunk,
+                    sums.raw_buffer(),    ones.raw_buffer(), output.raw_buffer()};
+    // (A full-range library on AVX2 reads data16; prepare_u8_weights fills it where narrow_chunk
+    // can be 0.)
+    if (w.data16.empty() && chunk == 0 && resolved_isa(Isa::automatic) == Isa::avx2)
+        throw Error("conv_u8: weights with |w| up to " + std::to_string(w.max_abs_weight) + " have no int16 copy");
     call_kernel(k, args);
 }
 
@@ -146,9 +173,9 @@ void run(Kernel normal, Kernel narrow, const uint8_t* codes, const ActivationSha
     }
     const Call call{codes, s, w, geo, pad_values, rq};
     const int cin = w.in_channels_per_group;
-    if (!use_reduction_chunks(w, normal, narrow)) {
-        const int32_t chunk = narrow_chunk(w, channel_blocks(w), max_code);  // an argument of the kernel
-        call_conv(chunk ? narrow : normal, call, 0, s.c, chunk, out);
+    const int32_t chunk_all = narrow_chunk(w, channel_blocks(w), max_code);  // an argument of the kernel
+    if (!use_reduction_chunks(w, normal, narrow, chunk_all == 0)) {
+        call_conv(chunk_all ? narrow : normal, call, 0, s.c, chunk_all, out);
         return;
     }
     // The sums: in `out` itself for int32 output; the first chunk's call writes them, each
@@ -216,6 +243,22 @@ U8Weights prepare_u8_weights(const int8_t* ohwi, int out_channels, int kernel_h,
                     w.max_abs_weight = std::max(w.max_abs_weight, std::abs(int(w.data[idx])));
                     w.sums[o] += w.data[idx];
                 }
+#if defined(__x86_64__)
+    if (w.max_abs_weight > kNarrowMaxAbsWeight) {
+        // (r, ct, cb, kx, ky, co, g): output channel kWeights16Tile co + ct; one tile's weights
+        // for all taps are contiguous.
+        w.data16.resize(w.data.size());
+        const size_t taps = size_t(kernel_w) * kernel_h;
+        for (size_t i = 0; i < w.data.size(); i++) {
+            // i = r + 4 (c + cp (b + cb (tap + taps g)))
+            const size_t r = i % 4, c = i / 4 % cp, rest = i / 4 / cp;  // rest = b + cb (tap + taps g)
+            const size_t b = rest % cb, tap = rest / cb % taps, g = rest / cb / taps;
+            const size_t ct = c % kWeights16Tile, co = c / kWeights16Tile;
+            const size_t j = r + 4 * (ct + kWeights16Tile * (b + cb * (tap + taps * (co + size_t(cp / kWeights16Tile) * g))));
+            w.data16[j] = w.data[i];
+        }
+    }
+#endif
     return w;
 }
 

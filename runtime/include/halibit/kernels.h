@@ -130,6 +130,10 @@ void bconv(const PackedActivations& in, const PackedWeights& w, BConvOptions o, 
 struct U8Weights {
     int out_channels = 0, kernel_h = 0, kernel_w = 0, in_channels_per_group = 0, groups = 1;
     std::vector<int8_t> data;    // the kernel's own layout (runtime/src/conv_u8.cpp)
+    // The same weights widened to int16 in tiles of 8 output channels, for the AVX2 kernel of
+    // full-range weights (|w| > 64, where int16 pair sums of vpmaddubsw could overflow); empty
+    // otherwise and on arm64 (runtime/src/conv_u8.cpp).
+    std::vector<int16_t> data16;
     std::vector<int32_t> sums;   // per output channel: the sum of its weights (arm64 dot product)
     int max_abs_weight = 0;      // the largest |w| (narrow weights take vpmaddubsw on AVX2)
     // One input channel per group and one output channel per input channel: the depthwise
