@@ -154,7 +154,8 @@ void pack_activations(const uint8_t* codes, const ActivationShape& s, int planes
                              : view<uint64_t>(&unused, {{1, 1}, {s.w, 0}, {s.h, 0}, {s.n, 0}});  // never read
     auto o = bytes_view(out);
     int32_t g = groups;
-    void* args[] = {in.raw_buffer(), words.raw_buffer(), &g, &whole_words, o.raw_buffer()};
+    bool whole_planes = (s.c / groups) % 64 == 0;
+    void* args[] = {in.raw_buffer(), words.raw_buffer(), &g, &whole_words, &whole_planes, o.raw_buffer()};
     call_kernel(Kernel::halibit_pack, args);
 }
 
