@@ -129,31 +129,38 @@ void build_offsets(Job& j) {
     const int words = a.words(), G = a.groups, L = j.lookups;
     const size_t pixels = size_t(a.shape.n) * j.padded_h * j.padded_w;
     j.offsets.resize(pixels * G * words * L * 16);
-    if (!j.bconv) j.code_sums.assign(pixels * G, 0);
+    if (!j.bconv) j.code_sums.resize(pixels * G);
     const uint64_t* src = a.data();
     // The 16 nibbles of a word as 16-bit lanes: nibble m is the low (m even) or high half of byte m / 2.
     auto nibbles = [](uint64_t v) {
         const __m128i bytes = _mm_cvtsi64_si128(int64_t(v)), mask = _mm_set1_epi8(15);
         return _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(_mm_and_si128(bytes, mask), _mm_and_si128(_mm_srli_epi16(bytes, 4), mask)));
     };
+    // The sizes hoisted out of the loops (recomputed per step, they were most of this pass).
+    const size_t pixel_words = a.pixel_words();
+    const int planes = a.planes;
+    const bool bconv = j.bconv;
+    uint16_t* o = j.offsets.data();
     for (size_t p = 0; p < pixels; p++)
-        for (int g = 0; g < G; g++)
+        for (int g = 0; g < G; g++) {
+            const uint64_t* px = src + p * pixel_words + size_t(g) * planes * words;  // plane i, word k: px[i * words + k]
+            int32_t code_sum = 0;
             for (int k = 0; k < words; k++)
-                for (int l = 0; l < L; l++) {
-                    auto plane = [&](int i) { return src[p * a.pixel_words() + (size_t(g) * a.planes + i) * words + k]; };
-                    uint16_t* o = &j.offsets[(((p * G + g) * words + k) * L + l) * 16];
+                for (int l = 0; l < L; l++, o += 16) {
                     __m256i table;
-                    if (j.bconv) {
-                        table = nibbles(plane(0));
+                    if (bconv) {
+                        table = nibbles(px[k]);
                     } else {
                         const int i0 = kPlanesPerLookup * l, i1 = i0 + 1;
-                        const uint64_t lo = plane(i0), hi = i1 < a.planes ? plane(i1) : 0;
+                        const uint64_t lo = px[i0 * words + k], hi = i1 < planes ? px[i1 * words + k] : 0;
                         table = _mm256_add_epi16(_mm256_add_epi16(nibbles(lo), _mm256_slli_epi16(nibbles(hi), 4)),
-                                                 _mm256_set1_epi16(bitserial_table(l, 0, 0)));
-                        j.code_sums[p * G + g] += (__builtin_popcountll(lo) << i0) + (__builtin_popcountll(hi) << i1);
+                                                 _mm256_set1_epi16(int16_t(bitserial_table(l, 0, 0))));
+                        code_sum += (__builtin_popcountll(lo) << i0) + (__builtin_popcountll(hi) << i1);
                     }
                     _mm256_storeu_si256(reinterpret_cast<__m256i*>(o), _mm256_slli_epi16(table, 4));  // 16 bytes a table
                 }
+            if (!bconv) j.code_sums[p * G + g] = code_sum;
+        }
 }
 
 // Adds v to the 16-bit sums at a.
