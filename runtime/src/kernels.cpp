@@ -201,15 +201,18 @@ Tables use_tables(const PackedActivations& in, const PackedWeights& w, Kernel k,
 #endif
 }
 
-// Runs `table` (int32 accumulators, NHWC, of output shape s) into `out`: directly for an int32
-// output, else into scratch and then through the requantize kernel (codes or packed).
+// Runs `table` (a TableOutput, NHWC, of output shape s) into `out`: directly for an int32 output
+// and for codes of up to kTableMaxCodeBits (the table kernel's epilogue requantizes: 6% of
+// bitserial_w2a2_avx512 at 56x56x64 went to the separate pass), else into scratch and then
+// through the requantize kernel (wider codes, packed).
 template <typename T, typename TableKernel>
 void run_table(TableKernel table, const ActivationShape& s, int groups, const Requantization& rq, Buffer<T> out) {
     if constexpr (std::is_same_v<T, int32_t>) {
-        table(out.data());
+        table(TableOutput{out.data()});
     } else {
+        if (out.dimensions() == 5 && rq.out_bits <= kTableMaxCodeBits) return table(TableOutput{nullptr, &rq, out.data()});
         int32_t* acc = sum_scratch(s);
-        table(acc);
+        table(TableOutput{acc});
         // Codes are (c, g, x, y, n); packed bytes have a plane dimension more.
         requantize(out.dimensions() == 5 ? Kernel::halibit_requantize_codes : Kernel::halibit_requantize_packed, acc,
                    s, groups, rq, out);
@@ -221,7 +224,7 @@ void run_bitserial(Kernel k, const PackedActivations& in, const PackedWeights& w
                    Buffer<T> out) {
     check_conv(in, w, g);
     if (const Tables t = use_tables(in, w, k, true); t != Tables::none)
-        return run_table([&](int32_t* acc) { (t == Tables::avx512 ? bitserial_table_avx512 : bitserial_table_avx2)(in, w, g, acc); },
+        return run_table([&](TableOutput o) { (t == Tables::avx512 ? bitserial_table_avx512 : bitserial_table_avx2)(in, w, g, o); },
                          conv_output_shape(in, w, g), w.groups, rq, out);
     ConvArgs a(in, w, g, rq);
     int32_t wbits = w.bits, abits = in.planes, enc = int32_t(w.encoding);
@@ -238,7 +241,7 @@ void run_bconv(Kernel k, const PackedActivations& in, const PackedWeights& w, BC
     if (in.planes != 1 || w.encoding != WeightEncoding::binary || w.bits != 1)
         throw Error("bconv: needs one-plane sign activations and 1-bit binary weights");
     if (use_tables(in, w, k, false) != Tables::none)
-        return run_table([&](int32_t* acc) { bconv_table_avx2(in, w, o, acc); }, conv_output_shape(in, w, o.geometry),
+        return run_table([&](TableOutput t) { bconv_table_avx2(in, w, o, t); }, conv_output_shape(in, w, o.geometry),
                          w.groups, rq, out);
     ConvArgs a(in, w, o.geometry, rq);
     int32_t cg = w.in_channels_per_group;

@@ -27,11 +27,21 @@ inline bool popcount_table_fits(const PackedActivations& in, const PackedWeights
            !w.nibbles.empty();
 }
 
-// int32 accumulators, NHWC, as halibit_bconv_int32 / halibit_bitserial_conv_int32 compute them.
+// Where a table kernel writes: int32 accumulators, NHWC, as halibit_bconv_int32 /
+// halibit_bitserial_conv_int32 compute them; or, with `rq`, the codes of that output stage, NHWC,
+// as the requantize kernel makes them (rq->out_bits <= kTableMaxCodeBits: the epilogue compares
+// each sum with per-channel thresholds).
+struct TableOutput {
+    int32_t* sums = nullptr;
+    const Requantization* rq = nullptr;
+    uint8_t* codes = nullptr;
+};
+inline constexpr int kTableMaxCodeBits = 4;
+
 // Needs AVX2 (the caller checks the ISA) and w.nibbles.
-void bconv_table_avx2(const PackedActivations& in, const PackedWeights& w, BConvOptions o, int32_t* out_nhwc);
-void bitserial_table_avx2(const PackedActivations& in, const PackedWeights& w, ConvGeometry g, int32_t* out_nhwc);
+void bconv_table_avx2(const PackedActivations& in, const PackedWeights& w, BConvOptions o, TableOutput out);
+void bitserial_table_avx2(const PackedActivations& in, const PackedWeights& w, ConvGeometry g, TableOutput out);
 // The same for AVX-512 machines (AVX-512 BW: zmm vectors, 32 registers).
-void bitserial_table_avx512(const PackedActivations& in, const PackedWeights& w, ConvGeometry g, int32_t* out_nhwc);
+void bitserial_table_avx512(const PackedActivations& in, const PackedWeights& w, ConvGeometry g, TableOutput out);
 
 }  // namespace halibit

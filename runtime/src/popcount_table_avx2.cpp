@@ -18,6 +18,7 @@
 #include <HalideRuntime.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <vector>
 
@@ -115,7 +116,12 @@ struct Job {
     std::vector<uint16_t> offsets;
     std::vector<int32_t> code_sums;  // bitserial: sum of codes per (padded pixel, g)
     std::vector<int32_t> tap_sums;   // bconv zero padding: Cg - 2 popcount(w) per (g, tap, padded c)
-    int32_t* out;
+    TableOutput out;
+    // Codes output: per level l (1 .. 2^bits - 1) and channel, the sum's threshold less one, in
+    // the flipped form of generators/output_stage.h (code = #{l : (sum ^ flip) > thresholds});
+    // flip = -1 for a negative multiplier, else 0.
+    std::vector<int32_t> thresholds, flip;
+    int levels = 0;
     int padded_w, padded_h;
 
     size_t pixel(int n, int y, int x) const {  // y, x from -pad
@@ -166,6 +172,144 @@ void build_offsets(Job& j) {
 // Adds v to the 16-bit sums at a.
 inline void add16(uint16_t* a, Vec::V v) {
     Vec::store(a, Vec::add16(Vec::load(a), v));
+}
+
+// The codes of the sums in `flipped` (one vector of channels): how many of the N levels'
+// thresholds (t[l * stride], one vector each) they exceed. N a template parameter: unrolled, the
+// loop's counter and addresses no longer cost as much as its compares.
+template <int N>
+inline __m256i levels_reached(__m256i flipped, const int32_t* t, int stride) {
+    __m256i code = _mm256_setzero_si256();
+#pragma GCC unroll 16
+    for (int l = 0; l < N; l++)  // cmpgt: -1 where the level is reached
+        code = _mm256_sub_epi32(code, _mm256_cmpgt_epi32(flipped, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(t + size_t(l) * stride))));
+    return code;
+}
+#if HALIBIT_TABLE_ZMM
+template <int N>
+inline __m512i levels_reached(__m512i flipped, const int32_t* t, int stride) {
+    __m512i code = _mm512_setzero_si512();
+#pragma GCC unroll 16
+    for (int l = 0; l < N; l++)
+        code = _mm512_mask_add_epi32(code, _mm512_cmpgt_epi32_mask(flipped, _mm512_loadu_si512(t + size_t(l) * stride)), code,
+                                     _mm512_set1_epi32(1));
+    return code;
+}
+#endif
+
+// A tile's output (after its last flush): even and odd are its 16-bit sums, as tile lays them
+// out. A function of its own, not inlined: inside tile, the fused output stage changed how GCC
+// allocated the loop's registers (bitserial_w2a2_avx512 geomean 0.91 -> 0.87).
+template <int P, int BITS>
+[[gnu::noinline]] void epilogue(const Job& j, int n, int g, int q0, int cb,
+                                const uint16_t (*even)[BITS][Vec::vectors(BITS)][Vec::kBytes / 2],
+                                const uint16_t (*odd)[BITS][Vec::vectors(BITS)][Vec::kBytes / 2]) {
+    constexpr int NV = Vec::vectors(BITS), B = Vec::kBytes;
+    const PackedWeights& w = *j.w;
+    const int cog = w.out_channels_per_group(), KW = w.kernel_w, KH = w.kernel_h;
+    int ys[P], xs[P];
+    for (int p = 0; p < P; p++) {
+        ys[p] = (q0 + p) / j.out_w;
+        xs[p] = (q0 + p) % j.out_w;
+    }
+    // Epilogue, 8 channels at a time: byte lane b of vector v is
+    // channel cb + B v + b, and 16-bit lane h of even/odd holds channels 2h and 2h + 1.
+    const int C = w.out_channels, cpg = w.in_channels_per_group, cend = std::min(cog - cb, B * NV);
+    const int levels = j.levels;
+    const int32_t* thresholds = j.thresholds.data();
+    for (int p = 0; p < P; p++) {
+        const int y = ys[p], x = xs[p];
+        const size_t at = ((size_t(n) * j.out_h + y) * j.out_w + x) * C + size_t(g) * cog + cb;
+        // Per pixel terms: the taps outside the image (bconv with zero padding) and the
+        // window's code sum (bitserial, for encodings with an activation offset: not signed).
+        int outside[kMaxTableTaps], n_outside = 0;
+        int32_t act = 0;
+        const int32_t offset = j.bconv ? 0 : activation_offset(w.encoding, BITS);
+        if ((j.bconv && j.zero_padding) || offset != 0)
+            for (int ky = 0; ky < KH; ky++)
+                for (int kx = 0; kx < KW; kx++) {
+                    const int iy = y * j.stride + ky - j.pad, ix = x * j.stride + kx - j.pad;
+                    if (j.bconv) {
+                        if (iy < 0 || iy >= j.in->shape.h || ix < 0 || ix >= j.in->shape.w) outside[n_outside++] = ky * KW + kx;
+                    } else {
+                        act += j.code_sums[j.pixel(n, iy, ix) * j.in->groups + g];
+                    }
+                }
+#if HALIBIT_TABLE_ZMM
+        // 16 channels at a time (bitserial only: AVX-512 has no bconv tables); tails through
+        // masked stores.
+        static_assert(B == 64 && NV == 1);
+        for (int c16 = 0; c16 < cend; c16 += 16) {
+            // Channels c16 .. c16 + 15: 8 even and 8 odd 16-bit sums, interleaved.
+            __m512i total = _mm512_set1_epi32(offset * act);
+            for (int i = 0; i < BITS; i++) {
+                const __m128i e = _mm_load_si128(reinterpret_cast<const __m128i*>(even[p][i][0] + c16 / 2));
+                const __m128i o16 = _mm_load_si128(reinterpret_cast<const __m128i*>(odd[p][i][0] + c16 / 2));
+                const __m512i sum = _mm512_cvtepu16_epi32(_mm256_set_m128i(_mm_unpackhi_epi16(e, o16), _mm_unpacklo_epi16(e, o16)));
+                total = _mm512_add_epi32(total, _mm512_mullo_epi32(_mm512_set1_epi32(plane_coefficient(w.encoding, BITS, i)), sum));
+            }
+            const int count = std::min(16, cend - c16);
+            const __mmask16 m = __mmask16((1u << count) - 1);
+            if (j.out.codes) {
+                const int c = g * cog + cb + c16;  // (all groups)
+                const __m512i flipped = _mm512_xor_si512(total, _mm512_loadu_si512(&j.flip[c]));
+                const __m512i code = levels == 3 ? levels_reached<3>(flipped, thresholds + c, C)
+                                   : levels == 1 ? levels_reached<1>(flipped, thresholds + c, C)
+                                   : levels == 7 ? levels_reached<7>(flipped, thresholds + c, C)
+                                                 : levels_reached<15>(flipped, thresholds + c, C);
+                _mm_mask_storeu_epi8(j.out.codes + at + c16, m, _mm512_cvtepi32_epi8(code));
+            } else {
+                _mm512_mask_storeu_epi32(j.out.sums + at + c16, m, total);
+            }
+        }
+#else
+        __m256i base, coef[BITS];
+        if (j.bconv) {
+            base = _mm256_set1_epi32(KH * KW * cpg);
+            coef[0] = _mm256_set1_epi32(-2);
+        } else {
+            base = _mm256_set1_epi32(offset * act);
+            for (int i = 0; i < BITS; i++) coef[i] = _mm256_set1_epi32(plane_coefficient(w.encoding, BITS, i));
+        }
+        for (int c8 = 0; c8 < cend; c8 += 8) {
+            // Channels c8 .. c8 + 7: 4 even and 4 odd 16-bit sums of vector c8 / B, interleaved.
+            const int v = c8 / B, h = c8 % B / 2;
+            __m256i total = base;
+            for (int i = 0; i < BITS; i++) {
+                const __m128i e = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(even[p][i][v] + h));
+                const __m128i o16 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(odd[p][i][v] + h));
+                total = _mm256_add_epi32(total, _mm256_mullo_epi32(coef[i], _mm256_cvtepu16_epi32(_mm_unpacklo_epi16(e, o16))));
+            }
+            for (int t = 0; t < n_outside; t++)
+                total = _mm256_sub_epi32(total, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(
+                                                    &j.tap_sums[(size_t(g) * KH * KW + outside[t]) * w.padded_channels() + cb + c8])));
+            const int count = std::min(8, cend - c8);
+            if (j.out.codes) {
+                const int c = g * cog + cb + c8;  // (all groups)
+                const __m256i flipped = _mm256_xor_si256(total, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(&j.flip[c])));
+                const __m256i code = levels == 3 ? levels_reached<3>(flipped, thresholds + c, C)
+                                   : levels == 1 ? levels_reached<1>(flipped, thresholds + c, C)
+                                   : levels == 7 ? levels_reached<7>(flipped, thresholds + c, C)
+                                                 : levels_reached<15>(flipped, thresholds + c, C);
+                const __m128i w16 = _mm_packs_epi32(_mm256_castsi256_si128(code), _mm256_extracti128_si256(code, 1));
+                const __m128i b8 = _mm_packus_epi16(w16, w16);
+                if (count == 8) {
+                    _mm_storel_epi64(reinterpret_cast<__m128i*>(j.out.codes + at + c8), b8);
+                } else {
+                    alignas(16) uint8_t t16[16];
+                    _mm_store_si128(reinterpret_cast<__m128i*>(t16), b8);
+                    std::memcpy(j.out.codes + at + c8, t16, count);
+                }
+            } else if (count == 8) {
+                _mm256_storeu_si256(reinterpret_cast<__m256i*>(j.out.sums + at + c8), total);
+            } else {
+                alignas(32) int32_t t8[8];
+                _mm256_store_si256(reinterpret_cast<__m256i*>(t8), total);
+                std::memcpy(j.out.sums + at + c8, t8, sizeof(int32_t) * count);
+            }
+        }
+#endif
+    }
 }
 
 // P consecutive output pixels (of the image, row-major from q0: a tile may span rows) of one
@@ -254,61 +398,7 @@ void tile(const Job& j, int n, int g, int q0, int cb) {
             }
     HALIBIT_FLUSH
 #undef HALIBIT_FLUSH
-    // Epilogue, 8 channels at a time: byte lane b of vector v is
-    // channel cb + B v + b, and 16-bit lane h of even/odd holds channels 2h and 2h + 1.
-    const int C = w.out_channels, cpg = w.in_channels_per_group, cend = std::min(cog - cb, B * NV);
-    for (int p = 0; p < P; p++) {
-        const int y = ys[p], x = xs[p];
-        int32_t* o = j.out + ((size_t(n) * j.out_h + y) * j.out_w + x) * C + size_t(g) * cog + cb;
-        alignas(32) int32_t sums[BITS][B * NV];
-        for (int i = 0; i < BITS; i++)
-            for (int v = 0; v < NV; v++)
-                for (int q = 0; q < B / 16; q++) {  // 16 channels: 8 even and 8 odd 16-bit sums
-                    const __m128i e = _mm_load_si128(reinterpret_cast<const __m128i*>(even[p][i][v] + 8 * q));
-                    const __m128i o16 = _mm_load_si128(reinterpret_cast<const __m128i*>(odd[p][i][v] + 8 * q));
-                    int32_t* d = sums[i] + B * v + 16 * q;
-                    _mm256_store_si256(reinterpret_cast<__m256i*>(d), _mm256_cvtepu16_epi32(_mm_unpacklo_epi16(e, o16)));
-                    _mm256_store_si256(reinterpret_cast<__m256i*>(d + 8), _mm256_cvtepu16_epi32(_mm_unpackhi_epi16(e, o16)));
-                }
-        // Per pixel terms: the taps outside the image (bconv with zero padding) and the
-        // window's code sum (bitserial, for encodings with an activation offset: not signed).
-        int outside[kMaxTableTaps], n_outside = 0;
-        int32_t act = 0;
-        const int32_t offset = j.bconv ? 0 : activation_offset(w.encoding, BITS);
-        if ((j.bconv && j.zero_padding) || offset != 0)
-            for (int ky = 0; ky < KH; ky++)
-                for (int kx = 0; kx < KW; kx++) {
-                    const int iy = y * j.stride + ky - j.pad, ix = x * j.stride + kx - j.pad;
-                    if (j.bconv) {
-                        if (iy < 0 || iy >= j.in->shape.h || ix < 0 || ix >= j.in->shape.w) outside[n_outside++] = ky * KW + kx;
-                    } else {
-                        act += j.code_sums[j.pixel(n, iy, ix) * j.in->groups + g];
-                    }
-                }
-        __m256i base, coef[BITS];
-        if (j.bconv) {
-            base = _mm256_set1_epi32(KH * KW * cpg);
-            coef[0] = _mm256_set1_epi32(-2);
-        } else {
-            base = _mm256_set1_epi32(offset * act);
-            for (int i = 0; i < BITS; i++) coef[i] = _mm256_set1_epi32(plane_coefficient(w.encoding, BITS, i));
-        }
-        for (int c8 = 0; c8 < cend; c8 += 8) {
-            __m256i total = base;
-            for (int i = 0; i < BITS; i++)
-                total = _mm256_add_epi32(total, _mm256_mullo_epi32(coef[i], _mm256_load_si256(reinterpret_cast<const __m256i*>(sums[i] + c8))));
-            for (int t = 0; t < n_outside; t++)
-                total = _mm256_sub_epi32(total, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(
-                                                    &j.tap_sums[(size_t(g) * KH * KW + outside[t]) * w.padded_channels() + cb + c8])));
-            if (c8 + 8 <= cend) {
-                _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + c8), total);
-            } else {
-                alignas(32) int32_t t8[8];
-                _mm256_store_si256(reinterpret_cast<__m256i*>(t8), total);
-                std::memcpy(o + c8, t8, sizeof(int32_t) * (cend - c8));
-            }
-        }
-    }
+    epilogue<P, BITS>(j, n, g, q0, cb, even, odd);
 }
 
 // The tail (fewer than P pixels) as one narrower tile.
@@ -356,12 +446,35 @@ int block_task(void*, int task, uint8_t* closure) {
     return 0;
 }
 
-void run(Job& j, ConvGeometry geo, int32_t* out) {
+// The codes output's thresholds (Job::thresholds), as requantization_thresholds in
+// generators/output_stage.h computes them: code = #{l : sum x M + B + round >= l 2^S}.
+void build_thresholds(Job& j, const Requantization& rq) {
+    const int C = j.w->out_channels, levels = j.levels = (1 << rq.out_bits) - 1;
+    // (Padded with 16 entries so that the last channels' vectors stay inside.)
+    j.thresholds.assign(size_t(levels) * C + 16, 0);
+    j.flip.assign(size_t(C) + 16, 0);
+    const int64_t round = rq.shift > 0 ? int64_t(1) << (rq.shift - 1) : 0, limit = INT32_MAX;
+    for (int c = 0; c < C; c++) {
+        const int64_t m = rq.multiplier[c];
+        j.flip[c] = m < 0 ? -1 : 0;
+        for (int l = 1; l <= levels; l++) {
+            const int64_t need = (int64_t(l) << rq.shift) - rq.bias[c] - round;  // sum x M >= need
+            auto floor_div = [](int64_t a, int64_t b) { return a / b - ((a % b != 0) && ((a < 0) != (b < 0))); };
+            const int64_t t = m > 0 ? -floor_div(-need, m) : m < 0 ? floor_div(need, m) : need <= 0 ? INT64_MIN : INT64_MAX;
+            // Compared as (sum ^ flip) > threshold - 1; the clamp is exact for sums within
+            // +-(2^31 - 2), and a table kernel's are far smaller.
+            j.thresholds[size_t(l - 1) * C + c] = int32_t(std::clamp<int64_t>(t ^ j.flip[c], -limit, limit) - 1);
+        }
+    }
+}
+
+void run(Job& j, ConvGeometry geo, TableOutput out) {
     const PackedActivations& a = *j.in;
     const PackedWeights& w = *j.w;
     j.stride = geo.stride;
     j.pad = geo.pad;
     j.out = out;
+    if (out.codes) build_thresholds(j, *out.rq);
     j.out_h = conv_out_size(a.shape.h, w.kernel_h, geo.stride, geo.pad);
     j.out_w = conv_out_size(a.shape.w, w.kernel_w, geo.stride, geo.pad);
     j.padded_w = a.shape.w + 2 * a.border;
@@ -373,7 +486,7 @@ void run(Job& j, ConvGeometry geo, int32_t* out) {
     halide_do_par_for(nullptr, block_task, 0, a.shape.n * a.groups * blocks, reinterpret_cast<uint8_t*>(&j));
 }
 
-void bconv_tables(const PackedActivations& in, const PackedWeights& w, BConvOptions o, int32_t* out) {
+void bconv_tables(const PackedActivations& in, const PackedWeights& w, BConvOptions o, TableOutput out) {
     Job j{};
     j.in = &in;
     j.w = &w;
@@ -393,7 +506,7 @@ void bconv_tables(const PackedActivations& in, const PackedWeights& w, BConvOpti
     run(j, o.geometry, out);
 }
 
-void bitserial_tables(const PackedActivations& in, const PackedWeights& w, ConvGeometry g, int32_t* out) {
+void bitserial_tables(const PackedActivations& in, const PackedWeights& w, ConvGeometry g, TableOutput out) {
     Job j{};
     j.in = &in;
     j.w = &w;
@@ -405,15 +518,15 @@ void bitserial_tables(const PackedActivations& in, const PackedWeights& w, ConvG
 }  // namespace
 
 #if HALIBIT_TABLE_ZMM  // no bconv: the Halide vpopcntq kernel is faster on AVX-512
-void bitserial_table_avx512(const PackedActivations& in, const PackedWeights& w, ConvGeometry g, int32_t* out) {
+void bitserial_table_avx512(const PackedActivations& in, const PackedWeights& w, ConvGeometry g, TableOutput out) {
     bitserial_tables(in, w, g, out);
 }
 #else
-void bconv_table_avx2(const PackedActivations& in, const PackedWeights& w, BConvOptions o, int32_t* out) {
+void bconv_table_avx2(const PackedActivations& in, const PackedWeights& w, BConvOptions o, TableOutput out) {
     bconv_tables(in, w, o, out);
 }
 
-void bitserial_table_avx2(const PackedActivations& in, const PackedWeights& w, ConvGeometry g, int32_t* out) {
+void bitserial_table_avx2(const PackedActivations& in, const PackedWeights& w, ConvGeometry g, TableOutput out) {
     bitserial_tables(in, w, g, out);
 }
 #endif
