@@ -88,6 +88,18 @@ INSTANTIATE_TEST_SUITE_P(Specialized, BitserialConvChannels,
                                     encoding_name(info.param.e);
                          });
 
+// The AVX-512 table kernel's epilogue requantizes in int16 where every sum fits (window x largest
+// code x the encoding's coefficients <= 32766), else in int32: windows just inside and just
+// outside that bound (3 x 3 x 404 and x 405 channels at scale 3 x 3), and output channels that
+// end inside the first and the second 32 of a 64-channel block.
+TEST(BitserialConvTableEpilogue, SumsJustInsideAndOutsideInt16) {
+    use_test_isa();
+    for (BitWidths b : {BitWidths{2, 2, WeightEncoding::signed_}, BitWidths{1, 2, WeightEncoding::binary},
+                        BitWidths{2, 1, WeightEncoding::signed_}})
+        for (int cin : {404, 405})
+            for (int cout : {70, 40, 64}) check_case({1, 5, 6, cin, cout, 3, 1, 1, 1}, b);
+}
+
 // The 1- and 2-bit outputs compare accumulators with int32 thresholds clamped to +-(2^31 - 1)
 // (generators/output_stage.h): biases and multipliers whose exact thresholds lie far outside int32
 // (always or never met), or just inside it, give the reference's codes, for both signs of M.

@@ -85,6 +85,8 @@ constexpr int kPlanesPerLookup = 2, kMaxLookups = 2;
 // Steps (nibbles of a word) between flush checks; divides the 16 nibbles of a word.
 constexpr int kStepGroup = 4;
 
+constexpr int kMaxLevels16 = (1 << kTableMaxCodeBits) - 1;  // (the int16 epilogue's levels)
+
 // tables[t][w]: bconv t = 0..15: popcount(t ^ w); bitserial t = bitserial_table(l, lo, hi):
 // 4^l (popcount(lo & w) + 2 popcount(hi & w)) for the nibbles lo, hi of planes 2l, 2l + 1.
 constexpr int bitserial_table(int l, int lo, int hi) { return 16 + 256 * l + 16 * hi + lo; }
@@ -122,6 +124,11 @@ struct Job {
     // flip = -1 for a negative multiplier, else 0.
     std::vector<int32_t> thresholds, flip;
     int levels = 0;
+    // zmm codes output whose sums all fit int16 (|sum| <= 32766, build_thresholds16): the
+    // epilogue works on 32 channels a vector, in the 16-bit sums' own order (per 64-channel block
+    // of a group: its 32 even channels, then its 32 odd ones), with these thresholds and flips.
+    bool sums16 = false;
+    std::vector<int16_t> thresholds16, flip16;
     int padded_w, padded_h;
 
     size_t pixel(int n, int y, int x) const {  // y, x from -pad
@@ -236,9 +243,44 @@ template <int P, int BITS>
                     }
                 }
 #if HALIBIT_TABLE_ZMM
-        // 16 channels at a time (bitserial only: AVX-512 has no bconv tables); tails through
-        // masked stores.
         static_assert(B == 64 && NV == 1);
+        if (j.sums16) {
+            // 32 even, then 32 odd channels, in int16 (the sums fit), interleaved as bytes at the
+            // end: a third of the 32-bit path's instructions (bitserial only: AVX-512 has no bconv
+            // tables).
+            const size_t slot = (size_t(g) * ((cog + 63) / 64) + cb / 64) * 64;
+            const __m512i base16 = _mm512_set1_epi16(int16_t(offset * act));
+            auto codes = [&](int parity) {  // 32 codes: channels 2 k + parity
+                __m512i total = base16;
+                for (int i = 0; i < BITS; i++)
+                    total = _mm512_add_epi16(total, _mm512_mullo_epi16(_mm512_set1_epi16(int16_t(plane_coefficient(w.encoding, BITS, i))),
+                                                                       _mm512_load_si512(parity ? odd[p][i][0] : even[p][i][0])));
+                const size_t at16 = slot + 32 * parity;
+                const __m512i flipped = _mm512_xor_si512(total, _mm512_loadu_si512(&j.flip16[at16]));
+                __m512i code = _mm512_setzero_si512();
+                const size_t stride16 = j.flip16.size();
+#pragma GCC unroll 16
+                for (int l = 0; l < kMaxLevels16; l++)
+                    if (l < levels)
+                        code = _mm512_mask_add_epi16(code, _mm512_cmpgt_epi16_mask(flipped, _mm512_loadu_si512(&j.thresholds16[l * stride16 + at16])),
+                                                     code, _mm512_set1_epi16(1));
+                return _mm512_cvtepi16_epi8(code);
+            };
+            const __m256i e = codes(0), o = codes(1);
+            // unpack: [0..15 | 32..47] and [16..31 | 48..63]
+            const __m256i lo = _mm256_unpacklo_epi8(e, o), hi = _mm256_unpackhi_epi8(e, o);
+            const __m256i first = _mm256_permute2x128_si256(lo, hi, 0x20), second = _mm256_permute2x128_si256(lo, hi, 0x31);
+            uint8_t* out = j.out.codes + at;
+            if (cend == 64) {  // (plain stores: masked ones are slow on AMD)
+                _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), first);
+                _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 32), second);
+            } else {
+                _mm256_mask_storeu_epi8(out, __mmask32(cend >= 32 ? ~0u : (1u << cend) - 1), first);
+                if (cend > 32) _mm256_mask_storeu_epi8(out + 32, __mmask32((1u << (cend - 32)) - 1), second);
+            }
+            continue;
+        }
+        // 16 channels at a time; tails through masked stores.
         for (int c16 = 0; c16 < cend; c16 += 16) {
             // Channels c16 .. c16 + 15: 8 even and 8 odd 16-bit sums, interleaved.
             __m512i total = _mm512_set1_epi32(offset * act);
@@ -468,6 +510,34 @@ void build_thresholds(Job& j, const Requantization& rq) {
     }
 }
 
+#if HALIBIT_TABLE_ZMM
+// Job::sums16 and its thresholds: where every sum the epilogue forms, offset x code sum + the
+// planes' sums x their coefficients, is within +-32766, an int16 compare with thresholds clamped
+// to +-32767 is exact (as in build_thresholds, one bit narrower).
+void build_thresholds16(Job& j, const Requantization& rq) {
+    const PackedWeights& w = *j.w;
+    const int64_t window = int64_t(w.in_channels_per_group) * w.kernel_h * w.kernel_w * ((1 << j.in->planes) - 1);
+    int64_t scale = std::abs(activation_offset(w.encoding, w.bits));
+    for (int i = 0; i < w.bits; i++) scale += std::abs(plane_coefficient(w.encoding, w.bits, i));
+    j.sums16 = window * scale <= 32766 && rq.out_bits <= kTableMaxCodeBits;
+    if (!j.sums16) return;
+    const int cog = w.out_channels_per_group(), blocks = (cog + 63) / 64, levels = (1 << rq.out_bits) - 1;
+    const size_t stride = size_t(w.groups) * blocks * 64;
+    j.flip16.assign(stride, 0);
+    j.thresholds16.assign(size_t(levels) * stride, 0);
+    for (int c = 0; c < w.out_channels; c++) {
+        const int g = c / cog, k = c % cog;
+        const size_t slot = (size_t(g) * blocks + k / 64) * 64 + (k % 2) * 32 + k % 64 / 2;
+        j.flip16[slot] = int16_t(j.flip[c]);
+        for (int l = 0; l < levels; l++) {
+            // build_thresholds' value is clamp(t ^ flip, +-(2^31 - 1)) - 1: the same clamp to 16 bits.
+            const int64_t t1 = int64_t(j.thresholds[size_t(l) * w.out_channels + c]) + 1;
+            j.thresholds16[l * stride + slot] = int16_t(std::clamp<int64_t>(t1, -32767, 32767) - 1);
+        }
+    }
+}
+#endif
+
 void run(Job& j, ConvGeometry geo, TableOutput out) {
     const PackedActivations& a = *j.in;
     const PackedWeights& w = *j.w;
@@ -475,6 +545,9 @@ void run(Job& j, ConvGeometry geo, TableOutput out) {
     j.pad = geo.pad;
     j.out = out;
     if (out.codes) build_thresholds(j, *out.rq);
+#if HALIBIT_TABLE_ZMM
+    if (out.codes) build_thresholds16(j, *out.rq);
+#endif
     j.out_h = conv_out_size(a.shape.h, w.kernel_h, geo.stride, geo.pad);
     j.out_w = conv_out_size(a.shape.w, w.kernel_w, geo.stride, geo.pad);
     j.padded_w = a.shape.w + 2 * a.border;
