@@ -49,9 +49,11 @@ struct Vec {
     // One zmm holds a whole 64-channel block of the nibbles. Pixels per tile: pixels x planes
     // accumulators, the weight vectors, a table and a result within the 32 registers, less what
     // GCC keeps for itself: W2 at 12 pixels (24 accumulators) spilled, and 8, 10 and 12 pixels ran
-    // within noise of each other on Zen 5; W1 at 24 pixels was slower than 12 or 16.
+    // within noise of each other on Zen 5 while the epilogue was inlined; since it is not, W2 at 8
+    // ran 1.02x of 10 (no accumulator spilled; three alternating runs). W1 at 24 pixels was slower
+    // than 12 or 16.
     static constexpr int vectors(int) { return 1; }
-    static constexpr int pixels(int bits) { return bits == 1 ? 16 : bits == 2 ? 10 : bits == 3 ? 8 : 5; }
+    static constexpr int pixels(int bits) { return bits == 1 ? 16 : bits == 2 ? 8 : bits == 3 ? 8 : 5; }
     static constexpr int kBlockPixels = 80;  // tasks: a multiple of every tile's pixels
 };
 #else
