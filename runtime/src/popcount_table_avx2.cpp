@@ -156,6 +156,23 @@ void build_offsets(Job& j) {
     const int planes = a.planes;
     const bool bconv = j.bconv;
     uint16_t* o = j.offsets.data();
+    if (!bconv && L == 1 && G == 1) {
+        // The common case (one or two planes, one group) on its own: the general loops' counters
+        // and branches spilled, 5% of the 56x56x64 layer.
+        const __m256i base = _mm256_set1_epi16(int16_t(bitserial_table(0, 0, 0)));
+        for (size_t p = 0; p < pixels; p++) {
+            const uint64_t* px = src + p * pixel_words;
+            int32_t code_sum = 0;
+            for (int k = 0; k < words; k++, o += 16) {
+                const uint64_t lo = px[k], hi = planes > 1 ? px[words + k] : 0;
+                const __m256i table = _mm256_add_epi16(_mm256_add_epi16(nibbles(lo), _mm256_slli_epi16(nibbles(hi), 4)), base);
+                _mm256_storeu_si256(reinterpret_cast<__m256i*>(o), _mm256_slli_epi16(table, 4));
+                code_sum += __builtin_popcountll(lo) + (__builtin_popcountll(hi) << 1);
+            }
+            j.code_sums[p] = code_sum;
+        }
+        return;
+    }
     for (size_t p = 0; p < pixels; p++)
         for (int g = 0; g < G; g++) {
             const uint64_t* px = src + p * pixel_words + size_t(g) * planes * words;  // plane i, word k: px[i * words + k]
