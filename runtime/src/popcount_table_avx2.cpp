@@ -87,7 +87,6 @@ constexpr int kPlanesPerLookup = 2, kMaxLookups = 2;
 // Steps (nibbles of a word) between flush checks; divides the 16 nibbles of a word.
 constexpr int kStepGroup = 4;
 
-constexpr int kMaxLevels16 = (1 << kTableMaxCodeBits) - 1;  // (the int16 epilogue's levels)
 
 // tables[t][w]: bconv t = 0..15: popcount(t ^ w); bitserial t = bitserial_table(l, lo, hi):
 // 4^l (popcount(lo & w) + 2 popcount(hi & w)) for the nibbles lo, hi of planes 2l, 2l + 1.
@@ -233,6 +232,16 @@ inline __m512i levels_reached(__m512i flipped, const int32_t* t, int stride) {
                                      _mm512_set1_epi32(1));
     return code;
 }
+// The same for 32 int16 sums (Job::sums16).
+template <int N>
+inline __m512i levels_reached16(__m512i flipped, const int16_t* t, size_t stride) {
+    __m512i code = _mm512_setzero_si512();
+#pragma GCC unroll 16
+    for (int l = 0; l < N; l++)
+        code = _mm512_mask_add_epi16(code, _mm512_cmpgt_epi16_mask(flipped, _mm512_loadu_si512(t + l * stride)), code,
+                                     _mm512_set1_epi16(1));
+    return code;
+}
 #endif
 
 // A tile's output (after its last flush): even and odd are its 16-bit sums, as tile lays them
@@ -285,13 +294,12 @@ template <int P, int BITS>
                                                                        _mm512_load_si512(parity ? odd[p][i][0] : even[p][i][0])));
                 const size_t at16 = slot + 32 * parity;
                 const __m512i flipped = _mm512_xor_si512(total, _mm512_loadu_si512(&j.flip16[at16]));
-                __m512i code = _mm512_setzero_si512();
+                const int16_t* t16 = &j.thresholds16[at16];
                 const size_t stride16 = j.flip16.size();
-#pragma GCC unroll 16
-                for (int l = 0; l < kMaxLevels16; l++)
-                    if (l < levels)
-                        code = _mm512_mask_add_epi16(code, _mm512_cmpgt_epi16_mask(flipped, _mm512_loadu_si512(&j.thresholds16[l * stride16 + at16])),
-                                                     code, _mm512_set1_epi16(1));
+                const __m512i code = levels == 3 ? levels_reached16<3>(flipped, t16, stride16)
+                                   : levels == 1 ? levels_reached16<1>(flipped, t16, stride16)
+                                   : levels == 7 ? levels_reached16<7>(flipped, t16, stride16)
+                                                 : levels_reached16<15>(flipped, t16, stride16);
                 return _mm512_cvtepi16_epi8(code);
             };
             const __m256i e = codes(0), o = codes(1);
