@@ -215,26 +215,26 @@ inline void pixel_coordinates(int q0, int out_w, int (&ys)[P], int (&xs)[P]) {
 // thresholds (t[l * stride], one vector each) they exceed. N a template parameter: unrolled, the
 // loop's counter and addresses no longer cost as much as its compares.
 template <int N>
-inline __m256i levels_reached(__m256i flipped, const int32_t* t, int stride) {
+inline __m256i levels_reached(__m256i flipped, const int32_t* t, size_t stride) {
     __m256i code = _mm256_setzero_si256();
 #pragma GCC unroll 16
     for (int l = 0; l < N; l++)  // cmpgt: -1 where the level is reached
-        code = _mm256_sub_epi32(code, _mm256_cmpgt_epi32(flipped, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(t + size_t(l) * stride))));
+        code = _mm256_sub_epi32(code, _mm256_cmpgt_epi32(flipped, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(t + l * stride))));
     return code;
 }
 #if HALIBIT_TABLE_ZMM
 template <int N>
-inline __m512i levels_reached(__m512i flipped, const int32_t* t, int stride) {
+inline __m512i levels_reached(__m512i flipped, const int32_t* t, size_t stride) {
     __m512i code = _mm512_setzero_si512();
 #pragma GCC unroll 16
     for (int l = 0; l < N; l++)
-        code = _mm512_mask_add_epi32(code, _mm512_cmpgt_epi32_mask(flipped, _mm512_loadu_si512(t + size_t(l) * stride)), code,
+        code = _mm512_mask_add_epi32(code, _mm512_cmpgt_epi32_mask(flipped, _mm512_loadu_si512(t + l * stride)), code,
                                      _mm512_set1_epi32(1));
     return code;
 }
-// The same for 32 int16 sums (Job::sums16).
+// 32 int16 sums (Job::sums16).
 template <int N>
-inline __m512i levels_reached16(__m512i flipped, const int16_t* t, size_t stride) {
+inline __m512i levels_reached(__m512i flipped, const int16_t* t, size_t stride) {
     __m512i code = _mm512_setzero_si512();
 #pragma GCC unroll 16
     for (int l = 0; l < N; l++)
@@ -243,6 +243,16 @@ inline __m512i levels_reached16(__m512i flipped, const int16_t* t, size_t stride
     return code;
 }
 #endif
+// The same with the codes' levels (1, 3, 7 or 15) known at run time.
+template <typename V, typename T>
+inline V levels_reached(int levels, V flipped, const T* t, size_t stride) {
+    switch (levels) {
+    case 1: return levels_reached<1>(flipped, t, stride);
+    case 3: return levels_reached<3>(flipped, t, stride);
+    case 7: return levels_reached<7>(flipped, t, stride);
+    default: return levels_reached<15>(flipped, t, stride);
+    }
+}
 
 // A tile's output (after its last flush): even and odd are its 16-bit sums, as tile lays them
 // out. A function of its own, not inlined: inside tile, the fused output stage changed how GCC
@@ -256,8 +266,8 @@ template <int P, int BITS>
     const int cog = w.out_channels_per_group(), KW = w.kernel_w, KH = w.kernel_h;
     int ys[P], xs[P];
     pixel_coordinates<P>(q0, j.out_w, ys, xs);
-    // Epilogue, 8 channels at a time: byte lane b of vector v is
-    // channel cb + B v + b, and 16-bit lane h of even/odd holds channels 2h and 2h + 1.
+    // Byte lane b of vector v is channel cb + B v + b, and 16-bit lane h of even/odd holds
+    // channels 2h and 2h + 1 of the vector.
     const int C = w.out_channels, cpg = w.in_channels_per_group, cend = std::min(cog - cb, B * NV);
     const int levels = j.levels;
     const int32_t* thresholds = j.thresholds.data();
@@ -283,8 +293,8 @@ template <int P, int BITS>
         static_assert(B == 64 && NV == 1);
         if (j.sums16) {
             // 32 even, then 32 odd channels, in int16 (the sums fit), interleaved as bytes at the
-            // end: a third of the 32-bit path's instructions (bitserial only: AVX-512 has no bconv
-            // tables).
+            // end: about a third of the instructions of the 32-bit path below (bitserial only:
+            // AVX-512 has no bconv tables).
             const size_t slot = (size_t(g) * ((cog + 63) / 64) + cb / 64) * 64;
             const __m512i base16 = _mm512_set1_epi16(int16_t(offset * act));
             auto codes = [&](int parity) {  // 32 codes: channels 2 k + parity
@@ -294,12 +304,7 @@ template <int P, int BITS>
                                                                        _mm512_load_si512(parity ? odd[p][i][0] : even[p][i][0])));
                 const size_t at16 = slot + 32 * parity;
                 const __m512i flipped = _mm512_xor_si512(total, _mm512_loadu_si512(&j.flip16[at16]));
-                const int16_t* t16 = &j.thresholds16[at16];
-                const size_t stride16 = j.flip16.size();
-                const __m512i code = levels == 3 ? levels_reached16<3>(flipped, t16, stride16)
-                                   : levels == 1 ? levels_reached16<1>(flipped, t16, stride16)
-                                   : levels == 7 ? levels_reached16<7>(flipped, t16, stride16)
-                                                 : levels_reached16<15>(flipped, t16, stride16);
+                const __m512i code = levels_reached(levels, flipped, &j.thresholds16[at16], j.flip16.size());
                 return _mm512_cvtepi16_epi8(code);
             };
             const __m256i e = codes(0), o = codes(1);
@@ -331,10 +336,7 @@ template <int P, int BITS>
             if (j.out.codes) {
                 const int c = g * cog + cb + c16;  // (all groups)
                 const __m512i flipped = _mm512_xor_si512(total, _mm512_loadu_si512(&j.flip[c]));
-                const __m512i code = levels == 3 ? levels_reached<3>(flipped, thresholds + c, C)
-                                   : levels == 1 ? levels_reached<1>(flipped, thresholds + c, C)
-                                   : levels == 7 ? levels_reached<7>(flipped, thresholds + c, C)
-                                                 : levels_reached<15>(flipped, thresholds + c, C);
+                const __m512i code = levels_reached(levels, flipped, thresholds + c, C);
                 _mm_mask_storeu_epi8(j.out.codes + at + c16, m, _mm512_cvtepi32_epi8(code));
             } else {
                 _mm512_mask_storeu_epi32(j.out.sums + at + c16, m, total);
@@ -365,10 +367,7 @@ template <int P, int BITS>
             if (j.out.codes) {
                 const int c = g * cog + cb + c8;  // (all groups)
                 const __m256i flipped = _mm256_xor_si256(total, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(&j.flip[c])));
-                const __m256i code = levels == 3 ? levels_reached<3>(flipped, thresholds + c, C)
-                                   : levels == 1 ? levels_reached<1>(flipped, thresholds + c, C)
-                                   : levels == 7 ? levels_reached<7>(flipped, thresholds + c, C)
-                                                 : levels_reached<15>(flipped, thresholds + c, C);
+                const __m256i code = levels_reached(levels, flipped, thresholds + c, C);
                 const __m128i w16 = _mm_packs_epi32(_mm256_castsi256_si128(code), _mm256_extracti128_si256(code, 1));
                 const __m128i b8 = _mm_packus_epi16(w16, w16);
                 if (count == 8) {
