@@ -130,6 +130,30 @@ TEST(BitserialConvThresholds, ThresholdsBeyondInt32GiveTheReferenceCodes) {
     }
 }
 
+// Shifts up to 62 (the most check_requantization takes) at 4-bit codes: the table kernels'
+// thresholds, l 2^S - B for l up to 15, are computed in 128 bits (in int64 they wrapped).
+TEST(BitserialConvThresholds, ShiftOf62AtFourBitCodes) {
+    use_test_isa();
+    const int n = 1, h = 5, w = 6, cin = 20, cout = 24, k = 3;
+    auto codes = random_codes(n, h, w, cin, 2);
+    auto weights = random_weights(cout, k, cin, WeightEncoding::signed_, 2);
+    auto expected = ref::conv(codes, weights, {1, 1, 1});
+    PackedActivations in;
+    pack_activations(codes.data.data(), {n, h, w, cin}, 2, 1, in, 1);
+    auto pw = pack_weights(weights.data.data(), cout, k, k, cin, 1, WeightEncoding::signed_, 2);
+    Requantization rq;
+    rq.shift = 62;
+    rq.out_bits = 4;
+    for (int c = 0; c < cout; c++) {
+        rq.multiplier.push_back((c % 2 ? -1 : 1) << 30);
+        rq.bias.push_back(int64_t(1) << 62);  // (acc M + 2^62 + 2^61) >> 62 = 1 for these sums
+    }
+    auto expected_codes = requantize_all(expected, rq);
+    std::vector<uint8_t> out(expected.size(), 0xEE);
+    bitserial_conv(in, pw, {1, 1}, rq, out.data());
+    EXPECT_EQ(first_mismatch(expected_codes.data, out.data(), out.size()), "");
+}
+
 TEST(BitserialConvErrors, MismatchedGroupsAreReported) {
     auto codes = random_codes(1, 3, 3, 8, 2);
     PackedActivations in;

@@ -534,9 +534,12 @@ void build_thresholds(Job& j, const Requantization& rq) {
         const int64_t m = rq.multiplier[c];
         j.flip[c] = m < 0 ? -1 : 0;
         for (int l = 1; l <= levels; l++) {
-            const int64_t need = (int64_t(l) << rq.shift) - rq.bias[c] - round;  // sum x M >= need
-            auto floor_div = [](int64_t a, int64_t b) { return a / b - ((a % b != 0) && ((a < 0) != (b < 0))); };
-            const int64_t t = m > 0 ? -floor_div(-need, m) : m < 0 ? floor_div(need, m) : need <= 0 ? INT64_MIN : INT64_MAX;
+            // In 128 bits: l 2^S - B overflows int64 at shifts near 62 or extreme biases.
+            using i128 = __int128;
+            const i128 need = (i128(l) << rq.shift) - rq.bias[c] - round;  // sum x M >= need
+            auto floor_div = [](i128 a, i128 b) { return a / b - ((a % b != 0) && ((a < 0) != (b < 0))); };
+            const i128 t128 = m > 0 ? -floor_div(-need, m) : m < 0 ? floor_div(need, m) : need <= 0 ? i128(INT64_MIN) : i128(INT64_MAX);
+            const int64_t t = int64_t(std::clamp<i128>(t128, INT64_MIN, INT64_MAX));
             // Compared as (sum ^ flip) > threshold - 1; the clamp is exact for sums within
             // +-(2^31 - 2), and a table kernel's are far smaller.
             j.thresholds[size_t(l - 1) * C + c] = int32_t(std::clamp<int64_t>(t ^ j.flip[c], -limit, limit) - 1);
