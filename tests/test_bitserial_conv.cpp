@@ -100,33 +100,46 @@ TEST(BitserialConvTableEpilogue, SumsJustInsideAndOutsideInt16) {
             for (int cout : {70, 40, 64}) check_case({1, 5, 6, cin, cout, 3, 1, 1, 1}, b);
 }
 
+// A small W2A2 layer (signed weights, 3x3, 20 -> 24 channels) for output stages at the edges:
+// mismatch() is "" when bitserial_conv's codes under `rq` equal the reference's.
+struct ThresholdLayer {
+    static constexpr int n = 1, h = 5, w = 6, cin = 20, cout = 24, k = 3;
+    ref::Tensor4<int32_t> expected;
+    PackedActivations in;
+    PackedWeights pw;
+    ThresholdLayer() {
+        auto codes = random_codes(n, h, w, cin, 2);
+        auto weights = random_weights(cout, k, cin, WeightEncoding::signed_, 2);
+        expected = ref::conv(codes, weights, {1, 1, 1});
+        pack_activations(codes.data.data(), {n, h, w, cin}, 2, 1, in, 1);
+        pw = pack_weights(weights.data.data(), cout, k, k, cin, 1, WeightEncoding::signed_, 2);
+    }
+    std::string mismatch(const Requantization& rq) const {
+        auto expected_codes = requantize_all(expected, rq);
+        std::vector<uint8_t> out(expected.size(), 0xEE);
+        bitserial_conv(in, pw, {1, 1}, rq, out.data());
+        return first_mismatch(expected_codes.data, out.data(), out.size());
+    }
+};
+
 // The 1- and 2-bit outputs compare accumulators with int32 thresholds clamped to +-(2^31 - 1)
 // (generators/output_stage.h): biases and multipliers whose exact thresholds lie far outside int32
 // (always or never met), or just inside it, give the reference's codes, for both signs of M.
 TEST(BitserialConvThresholds, ThresholdsBeyondInt32GiveTheReferenceCodes) {
     use_test_isa();
-    const int n = 1, h = 5, w = 6, cin = 20, cout = 24, k = 3;
-    auto codes = random_codes(n, h, w, cin, 2);
-    auto weights = random_weights(cout, k, cin, WeightEncoding::signed_, 2);
-    auto expected = ref::conv(codes, weights, {1, 1, 1});
-    PackedActivations in;
-    pack_activations(codes.data.data(), {n, h, w, cin}, 2, 1, in, 1);
-    auto pw = pack_weights(weights.data.data(), cout, k, k, cin, 1, WeightEncoding::signed_, 2);
+    const ThresholdLayer layer;
     for (int out_bits : {1, 2}) {
         Requantization rq;
         rq.shift = 30;
         rq.out_bits = out_bits;
         const int64_t big = int64_t(1) << 61, edge = int64_t(1) << 31;
-        for (int c = 0; c < cout; c++) {
+        for (int c = 0; c < layer.cout; c++) {
             const int32_t m = (c % 2 ? -1 : 1) * (c % 3 == 0 ? 1 : 1 << 20);
             const int64_t b[] = {big, -big, edge << 30, -(edge << 30), (edge - 3) << 30, 0};
             rq.multiplier.push_back(m);
             rq.bias.push_back(b[c % 6]);
         }
-        auto expected_codes = requantize_all(expected, rq);
-        std::vector<uint8_t> out(expected.size(), 0xEE);
-        bitserial_conv(in, pw, {1, 1}, rq, out.data());
-        EXPECT_EQ(first_mismatch(expected_codes.data, out.data(), out.size()), "") << "out_bits " << out_bits;
+        EXPECT_EQ(layer.mismatch(rq), "") << "out_bits " << out_bits;
     }
 }
 
@@ -134,24 +147,15 @@ TEST(BitserialConvThresholds, ThresholdsBeyondInt32GiveTheReferenceCodes) {
 // thresholds, l 2^S - B for l up to 15, are computed in 128 bits (in int64 they wrapped).
 TEST(BitserialConvThresholds, ShiftOf62AtFourBitCodes) {
     use_test_isa();
-    const int n = 1, h = 5, w = 6, cin = 20, cout = 24, k = 3;
-    auto codes = random_codes(n, h, w, cin, 2);
-    auto weights = random_weights(cout, k, cin, WeightEncoding::signed_, 2);
-    auto expected = ref::conv(codes, weights, {1, 1, 1});
-    PackedActivations in;
-    pack_activations(codes.data.data(), {n, h, w, cin}, 2, 1, in, 1);
-    auto pw = pack_weights(weights.data.data(), cout, k, k, cin, 1, WeightEncoding::signed_, 2);
+    const ThresholdLayer layer;
     Requantization rq;
     rq.shift = 62;
     rq.out_bits = 4;
-    for (int c = 0; c < cout; c++) {
+    for (int c = 0; c < layer.cout; c++) {
         rq.multiplier.push_back((c % 2 ? -1 : 1) << 30);
         rq.bias.push_back(int64_t(1) << 62);  // (acc M + 2^62 + 2^61) >> 62 = 1 for these sums
     }
-    auto expected_codes = requantize_all(expected, rq);
-    std::vector<uint8_t> out(expected.size(), 0xEE);
-    bitserial_conv(in, pw, {1, 1}, rq, out.data());
-    EXPECT_EQ(first_mismatch(expected_codes.data, out.data(), out.size()), "");
+    EXPECT_EQ(layer.mismatch(rq), "");
 }
 
 TEST(BitserialConvErrors, MismatchedGroupsAreReported) {
