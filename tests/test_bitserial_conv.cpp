@@ -152,7 +152,7 @@ TEST(BitserialConvThresholds, ShiftOf62AtFourBitCodes) {
     rq.shift = 62;
     rq.out_bits = 4;
     for (int c = 0; c < layer.cout; c++) {
-        rq.multiplier.push_back((c % 2 ? -1 : 1) << 30);
+        rq.multiplier.push_back((c % 2 ? -1 : 1) * (1 << 30));
         rq.bias.push_back(int64_t(1) << 62);  // (acc M + 2^62 + 2^61) >> 62 = 1 for these sums
     }
     EXPECT_EQ(layer.mismatch(rq), "");

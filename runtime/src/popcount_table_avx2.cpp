@@ -255,8 +255,8 @@ inline V levels_reached(int levels, V flipped, const T* t, size_t stride) {
 }
 
 // A tile's output (after its last flush): even and odd are its 16-bit sums, as tile lays them
-// out. A function of its own, not inlined: inside tile, the fused output stage changed how GCC
-// allocated the loop's registers (bitserial_w2a2_avx512 geomean 0.91 -> 0.87).
+// out. A function of its own, not inlined, so that a profile shows its share apart from the tile
+// loop's (inlined, its 25% of the 56x56x64 layer counted as the tile's).
 template <int P, int BITS>
 [[gnu::noinline]] void epilogue(const Job& j, int n, int g, int q0, int cb,
                                 const uint16_t (*even)[BITS][Vec::vectors(BITS)][Vec::kBytes / 2],
