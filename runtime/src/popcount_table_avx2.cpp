@@ -87,7 +87,6 @@ constexpr int kPlanesPerLookup = 2, kMaxLookups = 2;
 // Steps (nibbles of a word) between flush checks; divides the 16 nibbles of a word.
 constexpr int kStepGroup = 4;
 
-
 // tables[t][w]: bconv t = 0..15: popcount(t ^ w); bitserial t = bitserial_table(l, lo, hi):
 // 4^l (popcount(lo & w) + 2 popcount(hi & w)) for the nibbles lo, hi of planes 2l, 2l + 1.
 constexpr int bitserial_table(int l, int lo, int hi) { return 16 + 256 * l + 16 * hi + lo; }
@@ -242,6 +241,10 @@ inline __m512i levels_reached(__m512i flipped, const int16_t* t, size_t stride) 
                                      _mm512_set1_epi16(1));
     return code;
 }
+
+// Where the sums16 thresholds of channel k of group g sit: its 64-channel block's first slot
+// (the block's 32 even channels, then its 32 odd ones, follow).
+inline size_t sums16_block_slot(int cog, int g, int k) { return (size_t(g) * ((cog + 63) / 64) + k / 64) * 64; }
 #endif
 // The same with the codes' levels (1, 3, 7 or 15) known at run time.
 template <typename V, typename T>
@@ -295,7 +298,7 @@ template <int P, int BITS>
             // 32 even, then 32 odd channels, in int16 (the sums fit), interleaved as bytes at the
             // end: about a third of the instructions of the 32-bit path below (bitserial only:
             // AVX-512 has no bconv tables).
-            const size_t slot = (size_t(g) * ((cog + 63) / 64) + cb / 64) * 64;
+            const size_t slot = sums16_block_slot(cog, g, cb);
             const __m512i base16 = _mm512_set1_epi16(int16_t(offset * act));
             auto codes = [&](int parity) {  // 32 codes: channels 2 k + parity
                 __m512i total = base16;
@@ -558,13 +561,13 @@ void build_thresholds16(Job& j, const Requantization& rq) {
     for (int i = 0; i < w.bits; i++) scale += std::abs(plane_coefficient(w.encoding, w.bits, i));
     j.sums16 = window * scale <= 32766 && rq.out_bits <= kTableMaxCodeBits;
     if (!j.sums16) return;
-    const int cog = w.out_channels_per_group(), blocks = (cog + 63) / 64, levels = (1 << rq.out_bits) - 1;
-    const size_t stride = size_t(w.groups) * blocks * 64;
+    const int cog = w.out_channels_per_group(), levels = j.levels;  // (build_thresholds ran first)
+    const size_t stride = sums16_block_slot(cog, w.groups, 0);
     j.flip16.assign(stride, 0);
     j.thresholds16.assign(size_t(levels) * stride, 0);
     for (int c = 0; c < w.out_channels; c++) {
         const int g = c / cog, k = c % cog;
-        const size_t slot = (size_t(g) * blocks + k / 64) * 64 + (k % 2) * 32 + k % 64 / 2;
+        const size_t slot = sums16_block_slot(cog, g, k) + (k % 2) * 32 + k % 64 / 2;
         j.flip16[slot] = int16_t(j.flip[c]);
         for (int l = 0; l < levels; l++) {
             // build_thresholds' value is clamp(t ^ flip, +-(2^31 - 1)) - 1: the same clamp to 16 bits.
