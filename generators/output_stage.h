@@ -39,7 +39,16 @@ inline Func requantization_thresholds(Func multiplier, Func bias, Expr shift) {
     Expr m = cast<int64_t>(multiplier(c));
     Expr s = cast<int64_t>(shift);
     Expr round = select(shift > 0, cast<int64_t>(1) << max(s - 1, 0), cast<int64_t>(0));
-    Expr need = (cast<int64_t>(l + 1) << s) - bias(c) - round;  // acc * M >= need
+    // acc * M >= need, saturated to int64: l 2^S overflows at shifts near 62 and B may be
+    // extreme. A saturated need is beyond +-2^63, so its threshold is beyond +-2^32 and clamps
+    // (below) to the same value as the exact one.
+    const Expr i64_max = Expr(std::numeric_limits<int64_t>::max()), i64_min = Expr(std::numeric_limits<int64_t>::min());
+    auto saturating_sub = [&](Expr a, Expr b) {
+        return clamp(a, i64_min + max(b, cast<int64_t>(0)), i64_max + min(b, cast<int64_t>(0))) - b;
+    };
+    Expr level = cast<int64_t>(l + 1);
+    Expr shifted = select(level > (i64_max >> s), i64_max, level << s);
+    Expr need = saturating_sub(saturating_sub(shifted, bias(c)), round);
     const Expr never = Expr(std::numeric_limits<int64_t>::max()), always = Expr(std::numeric_limits<int64_t>::min());
     // Halide divides by a positive divisor rounding down: ceil(need / m) = -((-need) / m).
     Expr t = select(m > 0, -((-need) / max(m, 1)),
