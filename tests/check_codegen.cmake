@@ -10,7 +10,9 @@ if (ARCH STREQUAL "arm64")
         "halibit_conv_u8_int32|arm_dot_prod|sdot"
         "halibit_conv_u8_codes|arm_dot_prod|sdot"
         "halibit_lut_pairwise_int32|.s|tbl"
-        "halibit_lut_activation_table_int32|.s|tbl")
+        "halibit_lut_activation_table_int32|.s|tbl"
+        "halibit_table_conv_w1_codes|.s|tbl"
+        "halibit_table_conv_w2_codes|.s|tbl")
 else ()
     set(checks
         "halibit_bitserial_conv_int32|avx512_sapphirerapids|vpopcntq"
@@ -25,7 +27,15 @@ else ()
         "halibit_lut_pairwise_int32|avx512_cannonlake|vpshufb"
         "halibit_lut_activation_table_int32|avx512_cannonlake|vpshufb"
         "halibit_lut_pairwise_int32|fma-avx2-no_runtime|vpshufb"
-        "halibit_lut_activation_table_int32|fma-avx2-no_runtime|vpshufb")
+        "halibit_lut_activation_table_int32|fma-avx2-no_runtime|vpshufb"
+        # The table kernels: vpshufb on ymm (AVX2) and zmm (AVX-512), the table broadcast once
+        # per step and pixel, and on AVX2 the byte sums as saturating adds (see the generator).
+        "halibit_table_conv_w1_codes|fma-avx2-no_runtime|vpshufb"
+        "halibit_table_conv_w2_codes|fma-avx2-no_runtime|vpshufb"
+        "halibit_table_conv_w2_codes|fma-avx2-no_runtime|vbroadcasti128"
+        "halibit_table_conv_w2_codes|fma-avx2-no_runtime|vpaddusb"
+        "halibit_table_conv_w2_codes|avx512_cannonlake|vpshufb"
+        "halibit_table_conv_w2_codes|avx512_cannonlake|vbroadcasti32x4")
 endif ()
 set(failed "")
 foreach (check IN LISTS checks)

@@ -1,6 +1,7 @@
 // Thin wrappers that describe packed tensors to the Halide kernels as strided buffers.
 #include "halibit/kernels.h"
 
+#include <cstdlib>
 #include <string>
 #include <type_traits>
 
@@ -219,12 +220,70 @@ void run_table(TableKernel table, const ActivationShape& s, int groups, const Re
     }
 }
 
+// The table kernels in Halide (generators/table_conv_generator.cpp): int32 sums, or codes of up
+// to kTableMaxCodeBits, NHWC.
+Kernel table_conv_kernel(int bits, bool codes) {
+    static const Kernel kernels[4][2] = {
+        {Kernel::halibit_table_conv_w1_int32, Kernel::halibit_table_conv_w1_codes},
+        {Kernel::halibit_table_conv_w2_int32, Kernel::halibit_table_conv_w2_codes},
+        {Kernel::halibit_table_conv_w3_int32, Kernel::halibit_table_conv_w3_codes},
+        {Kernel::halibit_table_conv_w4_int32, Kernel::halibit_table_conv_w4_codes}};
+    return kernels[bits - 1][codes ? 1 : 0];
+}
+
+void table_conv(const PackedActivations& in, const PackedWeights& w, ConvGeometry geo, bool bconv, bool zero_padding,
+                TableOutput out) {
+    const ActivationShape o = conv_output_shape(in, w, geo);
+    const int cog = w.out_channels_per_group(), taps = w.kernel_h * w.kernel_w;
+    auto input = words_view(in, geo.pad);
+    auto weights = view<uint8_t>(w.nibbles.data(), {{kWeightChannelAlign, 1},
+                                                     {w.bits, kWeightChannelAlign},
+                                                     {16, kWeightChannelAlign * w.bits},
+                                                     {w.words() * taps, kWeightChannelAlign * w.bits * 16},
+                                                     {w.groups, kWeightChannelAlign * w.bits * 16 * w.words() * taps},
+                                                     {w.padded_channels() / kWeightChannelAlign, int(w.nibble_block_bytes())}});
+    std::vector<int32_t> coefficients;
+    for (int i = 0; i < w.bits; i++) coefficients.push_back(bconv ? -2 : plane_coefficient(w.encoding, w.bits, i));
+    auto coef = view<int32_t>(coefficients.data(), {{w.bits, 1}});
+    int32_t kernel_w = w.kernel_w, kernel_h = w.kernel_h;
+    int32_t flush_class = bconv || in.planes == 1 ? 0 : in.planes == 2 ? 1 : 2;
+    int32_t offset = bconv ? 0 : activation_offset(w.encoding, w.bits);
+    bool is_bconv = bconv, zero_pad = zero_padding;
+    int32_t cpg = w.in_channels_per_group, stride = geo.stride, pad = geo.pad;
+    const Requantization& rq = out.codes ? *out.rq : no_requantization();
+    auto multiplier = multiplier_view(rq);
+    auto bias = bias_view(rq);
+    int32_t shift = rq.shift, out_bits = rq.out_bits;
+    const int pixels = o.h * o.w;
+    auto sums = view<int32_t>(out.sums, {{cog, 1}, {w.groups, cog}, {pixels, o.c}, {o.n, o.c * pixels}});
+    auto codes = view<uint8_t>(out.codes, {{cog, 1}, {w.groups, cog}, {pixels, o.c}, {o.n, o.c * pixels}});
+    void* args[] = {input.raw_buffer(), weights.raw_buffer(), &kernel_w, &kernel_h, coef.raw_buffer(), &flush_class,
+                    &offset, &is_bconv, &zero_pad, &cpg, &stride, &pad, multiplier.raw_buffer(), bias.raw_buffer(),
+                    &shift, &out_bits, out.codes ? codes.raw_buffer() : sums.raw_buffer()};
+    call_kernel(table_conv_kernel(w.bits, out.codes != nullptr), args);
+}
+
+// HALIBIT_TABLE_KERNELS=halide runs the Halide table kernels in place of the intrinsics ones
+// (read once per process): for the kernel tests and halibit-bench-kernels while the two
+// coexist (docs/kernels.md, "table_conv").
+bool halide_tables() {
+    static const bool halide = [] {
+        const char* v = std::getenv("HALIBIT_TABLE_KERNELS");
+        if (!v || std::string(v) == "intrinsics") return false;
+        if (std::string(v) == "halide") return true;
+        throw Error(std::string("HALIBIT_TABLE_KERNELS must be halide or intrinsics, not ") + v);
+    }();
+    return halide;
+}
+
 template <typename T>
 void run_bitserial(Kernel k, const PackedActivations& in, const PackedWeights& w, ConvGeometry g, const Requantization& rq,
                    Buffer<T> out) {
     check_conv(in, w, g);
     if (const Tables t = use_tables(in, w, k, true); t != Tables::none)
-        return run_table([&](TableOutput o) { (t == Tables::avx512 ? bitserial_table_avx512 : bitserial_table_avx2)(in, w, g, o); },
+        return run_table([&](TableOutput o) {
+            if (halide_tables()) return table_conv(in, w, g, false, true, o);
+            (t == Tables::avx512 ? bitserial_table_avx512 : bitserial_table_avx2)(in, w, g, o); },
                          conv_output_shape(in, w, g), w.groups, rq, out);
     ConvArgs a(in, w, g, rq);
     int32_t wbits = w.bits, abits = in.planes, enc = int32_t(w.encoding);
@@ -241,7 +300,9 @@ void run_bconv(Kernel k, const PackedActivations& in, const PackedWeights& w, BC
     if (in.planes != 1 || w.encoding != WeightEncoding::binary || w.bits != 1)
         throw Error("bconv: needs one-plane sign activations and 1-bit binary weights");
     if (use_tables(in, w, k, false) != Tables::none)
-        return run_table([&](TableOutput t) { bconv_table_avx2(in, w, o, t); }, conv_output_shape(in, w, o.geometry),
+        return run_table([&](TableOutput t) {
+            if (halide_tables()) return table_conv(in, w, o.geometry, true, !o.one_padding, t);
+            bconv_table_avx2(in, w, o, t); }, conv_output_shape(in, w, o.geometry),
                          w.groups, rq, out);
     ConvArgs a(in, w, o.geometry, rq);
     int32_t cg = w.in_channels_per_group;
