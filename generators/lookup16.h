@@ -6,7 +6,7 @@
 // looks for a function `name` + "x" + lanes in the module and calls that with vector arguments
 // (CodeGen_LLVM::find_vector_runtime_function). So the LLVM bitcode in generators/lookup16/
 // defines halibit_lookup16 (scalar) and halibit_lookup16x16/x32/x64 (x86) or x8/x16 (arm64: the
-// shuffle), and
+// shuffle), the same for halibit_lookup16_add, and
 // use_lookup16() links the target's file into the generated module (ExternalCode).
 //
 // The table is four uint32 words (bytes 0..3, 4..7, 8..11, 12..15, little-endian) that must be
@@ -49,12 +49,23 @@ inline void use_lookup16(const Target& t, const std::shared_ptr<GeneratorContext
     externs->insert({name, ExternalCode::bitcode_wrapper(t, bitcode, name)});
 }
 
+inline Expr lookup16_call(const std::string& name, std::vector<Expr> args, const std::vector<Expr>& words) {
+    for (const Expr& w : words) args.push_back(cast<uint32_t>(w));
+    if (words.size() != 4) throw std::logic_error("lookup16: the table is 4 words");
+    return Internal::Call::make(UInt(8), name, args, Internal::Call::PureExtern);
+}
+
 // Byte idx of the table words[0..3].
 inline Expr lookup16(Expr idx, const std::vector<Expr>& words) {
-    std::vector<Expr> args = {cast<uint8_t>(idx)};
-    for (const Expr& w : words) args.push_back(cast<uint32_t>(w));
-    if (args.size() != 5) throw std::logic_error("lookup16: the table is 4 words");
-    return Internal::Call::make(UInt(8), "halibit_lookup16", args, Internal::Call::PureExtern);
+    return lookup16_call("halibit_lookup16", {cast<uint8_t>(idx)}, words);
+}
+
+// acc + lookup16(idx, words) as a saturating add (vpaddusb, uqadd): LLVM does not reassociate a
+// chain of these into sums of lookups that keep more registers live, as it does plain adds.
+// (Halide's own saturating_add is split into 32-lane halves at 64 lanes.) For sums that stay
+// below 256, the same as a plain add.
+inline Expr lookup16_add(Expr acc, Expr idx, const std::vector<Expr>& words) {
+    return lookup16_call("halibit_lookup16_add", {cast<uint8_t>(acc), cast<uint8_t>(idx)}, words);
 }
 
 }  // namespace halibit

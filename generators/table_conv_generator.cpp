@@ -163,13 +163,11 @@ public:
             for (int w = 0; w < 4; w++) table.push_back(tables(w, idx));
             Func acc8("acc8_" + tag);
             acc8(c, i, p, g, n, mq, wq) = cast<uint8_t>(0);
-            // On AVX2 as saturating adds, which never saturate here: LLVM does not reassociate
-            // them, so each step's lookups go straight into the accumulators instead of being
-            // summed first, which kept more registers live and spilled. (Halide 14 splits a
-            // 64-lane saturating add into two ymm ones: plain adds on AVX-512.)
-            Expr lookup = lookup16(weights(c % 64, i, mm, wclamped, g, c / 64), table);
-            Expr a = acc8(c, i, p, g, n, mq, wq);
-            acc8(c, i, p, g, n, mq, wq) = get_target().has_feature(Target::AVX512) ? a + lookup : saturating_add(a, lookup);
+            // (lookup16_add: each step's lookups go straight into the accumulators; summed
+            // first, they kept more registers live and spilled. A chunk never saturates.)
+            const int B = kWeightChannelPadding;
+            acc8(c, i, p, g, n, mq, wq) =
+                lookup16_add(acc8(c, i, p, g, n, mq, wq), weights(c % B, i, mm, wclamped, g, c / B), table);
             RDom rc(0, 16 / cl.mf, 0, (total_words + cl.wf - 1) / cl.wf, "rc" + tag);
             Func acc16("acc16_" + tag);
             acc16(c, i, p, g, n) = cast<uint16_t>(0);
@@ -182,10 +180,8 @@ public:
             tc.acc16 = acc16;
             tc.r8 = {rl, rm, rw};
             tc.r16 = {rc[0], rc[1]};
-            tc.mq = mq;
             tc.steps = cl.mf;
             tc.words = cl.wf;
-            tc.wq = wq;
             tc.when = flush_class == int(s.classes.size());
             s.classes.push_back(tc);
         }
@@ -228,10 +224,11 @@ public:
         output = result;
 
         input.dim(0).set_stride(1);
-        weights.dim(0).set_min(0).set_extent(64).set_stride(1);
-        weights.dim(1).set_min(0).set_extent(bits).set_stride(64);
-        weights.dim(2).set_min(0).set_extent(16).set_stride(64 * bits);
-        weights.dim(3).set_stride(64 * bits * 16);
+        const int B = kWeightChannelPadding;  // the nibbles' channel block (kWeightChannelAlign)
+        weights.dim(0).set_min(0).set_extent(B).set_stride(1);
+        weights.dim(1).set_min(0).set_extent(bits).set_stride(B);
+        weights.dim(2).set_min(0).set_extent(16).set_stride(B * bits);
+        weights.dim(3).set_stride(B * bits * 16);
         output.dim(0).set_min(0).set_stride(1);
 
         s.output = result;
@@ -241,7 +238,6 @@ public:
         s.word_at = word_at;
         s.window = fw.window;
         s.per_pixel = {code_sum, act_sum};
-        s.code_sum_rvar = rj[1];
         s.c = c; s.i = i; s.g = g; s.p = p; s.n = n; s.m = m;
         s.bits = bits;
         s.tile_vectors = tile_vectors;

@@ -25,7 +25,6 @@ struct TableConvClass {
     Func acc8, acc16;
     std::vector<RVar> r8;   // lookup, step (nibble), word
     std::vector<RVar> r16;  // chunk: nibble quarter, word group
-    Var mq, wq;
     int steps = 16;  // steps (nibbles) per word in a chunk
     int words = 1;   // words per chunk
     Expr when;
@@ -35,7 +34,6 @@ struct TableConvSchedule {
     Func output, sums, tables, table_index, word_at, window;
     Func codes, thresholds;       // codes output: the codes (pure zero, one update per level)
     std::vector<Func> per_pixel;  // code_sum, act_sum
-    RVar code_sum_rvar;           // code_sum's word loop
     RVar codes_rvar;              // codes output: the level loop
     std::vector<TableConvClass> classes;
     Var c, i, g, p, n, m;
@@ -55,17 +53,20 @@ struct TableTile {
 // pixels as the registers hold.
 inline TableTile table_tile_for(const Target& t, int bits) {
     if (t.arch == Target::X86 && t.has_feature(Target::AVX512))
-        return {1, bits == 1 ? 16 : bits == 2 ? 8 : bits == 3 ? 8 : 5, 80};
+        return {1, bits == 1 ? 10 : bits == 2 ? 8 : bits == 3 ? 8 : 5, 80};
     if (t.arch == Target::X86) return {bits <= 2 ? 2 : 1, bits == 1 ? 5 : bits == 2 ? 2 : bits == 3 ? 3 : 2, 50};
     return {bits <= 2 ? 2 : 1, bits == 1 ? 6 : bits == 2 ? 4 : 4, 48};
 }
 
-// Steps unrolled in the inner loop (`requested` if set): on AVX2 the whole word where a chunk
-// spans words (bconv, A1), else 4 (more spilled the accumulators; see the schedule below).
+// Steps unrolled in the inner loop (`requested` if set), from the assembly of each class: on
+// AVX-512 a whole word; on AVX2 a whole word where a chunk spans words (bconv, A1) and 8 steps
+// for one-word chunks (a whole word spilled the accumulators there, 4 steps left a chain of
+// index arithmetic every 4 steps); 4 elsewhere. Never more than a chunk's steps.
 inline int step_unroll(const Target& t, const TableConvClass& k, int requested) {
     if (requested > 0) return requested;
-    const bool avx2_only = t.arch == Target::X86 && !t.has_feature(Target::AVX512);
-    return avx2_only && k.steps == 16 && k.words > 1 ? 16 : 4;
+    if (t.arch != Target::X86) return 4;
+    if (t.has_feature(Target::AVX512)) return 16;
+    return k.words > 1 ? 16 : 8;
 }
 
 inline bool table_conv_is_scalar(const Target& t) { return t.arch == Target::X86 && !t.has_feature(Target::SSE41); }
@@ -86,8 +87,7 @@ inline void schedule_table_conv(TableConvSchedule& s, const std::string& schedul
         s.sums.compute_at(s.output, c);
         if (codes) s.codes.compute_at(s.output, c);
         for (TableConvClass& k : s.classes) {
-            Stage b = s.output.specialize(k.when);
-            (void)b;
+            s.output.specialize(k.when);
             k.acc16.compute_at(s.sums, c);
             k.acc8.compute_at(k.acc16, k.r16[0]);
         }

@@ -29,13 +29,14 @@ else ()
         "halibit_lut_pairwise_int32|fma-avx2-no_runtime|vpshufb"
         "halibit_lut_activation_table_int32|fma-avx2-no_runtime|vpshufb"
         # The table kernels: vpshufb on ymm (AVX2) and zmm (AVX-512), the table broadcast once
-        # per step and pixel, and on AVX2 the byte sums as saturating adds (see the generator).
+        # per step and pixel, and the byte sums as saturating adds (lookup16_add).
         "halibit_table_conv_w1_codes|fma-avx2-no_runtime|vpshufb"
         "halibit_table_conv_w2_codes|fma-avx2-no_runtime|vpshufb"
         "halibit_table_conv_w2_codes|fma-avx2-no_runtime|vbroadcasti128"
         "halibit_table_conv_w2_codes|fma-avx2-no_runtime|vpaddusb"
         "halibit_table_conv_w2_codes|avx512_cannonlake|vpshufb"
-        "halibit_table_conv_w2_codes|avx512_cannonlake|vbroadcasti32x4")
+        "halibit_table_conv_w2_codes|avx512_cannonlake|vbroadcasti32x4"
+        "halibit_table_conv_w2_codes|avx512_cannonlake|vpaddusb")
 endif ()
 set(failed "")
 foreach (check IN LISTS checks)

@@ -21,6 +21,16 @@ define weak_odr i8 @halibit_lookup16(i8 %idx, i32 %w0, i32 %w1, i32 %w2, i32 %w3
   ret i8 %r
 }
 
+; halibit_lookup16_add: acc + the lookup, saturating (so that LLVM does not reassociate a chain
+; of them; a kernel keeps its sums below 256). A function of its own because Halide 14 splits a
+; 64-lane saturating add into two 32-lane ones.
+declare i8 @llvm.uadd.sat.i8(i8, i8)
+define weak_odr i8 @halibit_lookup16_add(i8 %acc, i8 %idx, i32 %w0, i32 %w1, i32 %w2, i32 %w3) nounwind readnone alwaysinline {
+  %v = call i8 @halibit_lookup16(i8 %idx, i32 %w0, i32 %w1, i32 %w2, i32 %w3)
+  %r = call i8 @llvm.uadd.sat.i8(i8 %acc, i8 %v)
+  ret i8 %r
+}
+
 declare <16 x i8> @llvm.x86.ssse3.pshuf.b.128(<16 x i8>, <16 x i8>)
 declare <32 x i8> @llvm.x86.avx2.pshuf.b(<32 x i8>, <32 x i8>)
 declare <64 x i8> @llvm.x86.avx512.pshuf.b.512(<64 x i8>, <64 x i8>)
@@ -38,6 +48,12 @@ define weak_odr <16 x i8> @halibit_lookup16x16(<16 x i8> %idx, <16 x i32> %v0, <
   %r = call <16 x i8> @llvm.x86.ssse3.pshuf.b.128(<16 x i8> %t, <16 x i8> %idx)
   ret <16 x i8> %r
 }
+declare <16 x i8> @llvm.uadd.sat.v16i8(<16 x i8>, <16 x i8>)
+define weak_odr <16 x i8> @halibit_lookup16_addx16(<16 x i8> %acc, <16 x i8> %idx, <16 x i32> %v0, <16 x i32> %v1, <16 x i32> %v2, <16 x i32> %v3) nounwind readnone alwaysinline {
+  %l = call <16 x i8> @halibit_lookup16x16(<16 x i8> %idx, <16 x i32> %v0, <16 x i32> %v1, <16 x i32> %v2, <16 x i32> %v3)
+  %r = call <16 x i8> @llvm.uadd.sat.v16i8(<16 x i8> %acc, <16 x i8> %l)
+  ret <16 x i8> %r
+}
 define weak_odr <32 x i8> @halibit_lookup16x32(<32 x i8> %idx, <32 x i32> %v0, <32 x i32> %v1, <32 x i32> %v2, <32 x i32> %v3) nounwind readnone alwaysinline {
   %w0 = extractelement <32 x i32> %v0, i32 0
   %t0 = insertelement <4 x i32> undef, i32 %w0, i32 0
@@ -52,6 +68,12 @@ define weak_odr <32 x i8> @halibit_lookup16x32(<32 x i8> %idx, <32 x i32> %v0, <
   %r = call <32 x i8> @llvm.x86.avx2.pshuf.b(<32 x i8> %t, <32 x i8> %idx)
   ret <32 x i8> %r
 }
+declare <32 x i8> @llvm.uadd.sat.v32i8(<32 x i8>, <32 x i8>)
+define weak_odr <32 x i8> @halibit_lookup16_addx32(<32 x i8> %acc, <32 x i8> %idx, <32 x i32> %v0, <32 x i32> %v1, <32 x i32> %v2, <32 x i32> %v3) nounwind readnone alwaysinline {
+  %l = call <32 x i8> @halibit_lookup16x32(<32 x i8> %idx, <32 x i32> %v0, <32 x i32> %v1, <32 x i32> %v2, <32 x i32> %v3)
+  %r = call <32 x i8> @llvm.uadd.sat.v32i8(<32 x i8> %acc, <32 x i8> %l)
+  ret <32 x i8> %r
+}
 define weak_odr <64 x i8> @halibit_lookup16x64(<64 x i8> %idx, <64 x i32> %v0, <64 x i32> %v1, <64 x i32> %v2, <64 x i32> %v3) nounwind readnone alwaysinline {
   %w0 = extractelement <64 x i32> %v0, i32 0
   %t0 = insertelement <4 x i32> undef, i32 %w0, i32 0
@@ -64,5 +86,11 @@ define weak_odr <64 x i8> @halibit_lookup16x64(<64 x i8> %idx, <64 x i32> %v0, <
   %t16 = bitcast <4 x i32> %t3 to <16 x i8>
   %t = shufflevector <16 x i8> %t16, <16 x i8> undef, <64 x i32> <i32 0, i32 1, i32 2, i32 3, i32 4, i32 5, i32 6, i32 7, i32 8, i32 9, i32 10, i32 11, i32 12, i32 13, i32 14, i32 15, i32 0, i32 1, i32 2, i32 3, i32 4, i32 5, i32 6, i32 7, i32 8, i32 9, i32 10, i32 11, i32 12, i32 13, i32 14, i32 15, i32 0, i32 1, i32 2, i32 3, i32 4, i32 5, i32 6, i32 7, i32 8, i32 9, i32 10, i32 11, i32 12, i32 13, i32 14, i32 15, i32 0, i32 1, i32 2, i32 3, i32 4, i32 5, i32 6, i32 7, i32 8, i32 9, i32 10, i32 11, i32 12, i32 13, i32 14, i32 15>
   %r = call <64 x i8> @llvm.x86.avx512.pshuf.b.512(<64 x i8> %t, <64 x i8> %idx)
+  ret <64 x i8> %r
+}
+declare <64 x i8> @llvm.uadd.sat.v64i8(<64 x i8>, <64 x i8>)
+define weak_odr <64 x i8> @halibit_lookup16_addx64(<64 x i8> %acc, <64 x i8> %idx, <64 x i32> %v0, <64 x i32> %v1, <64 x i32> %v2, <64 x i32> %v3) nounwind readnone alwaysinline {
+  %l = call <64 x i8> @halibit_lookup16x64(<64 x i8> %idx, <64 x i32> %v0, <64 x i32> %v1, <64 x i32> %v2, <64 x i32> %v3)
+  %r = call <64 x i8> @llvm.uadd.sat.v64i8(<64 x i8> %acc, <64 x i8> %l)
   ret <64 x i8> %r
 }

@@ -20,6 +20,16 @@ define weak_odr i8 @halibit_lookup16(i8 %idx, i32 %w0, i32 %w1, i32 %w2, i32 %w3
   %r = trunc i32 %w to i8
   ret i8 %r
 }
+
+; halibit_lookup16_add: acc + the lookup, saturating (so that LLVM does not reassociate a chain
+; of them; a kernel keeps its sums below 256). A function of its own because Halide 14 splits a
+; 64-lane saturating add into two 32-lane ones.
+declare i8 @llvm.uadd.sat.i8(i8, i8)
+define weak_odr i8 @halibit_lookup16_add(i8 %acc, i8 %idx, i32 %w0, i32 %w1, i32 %w2, i32 %w3) nounwind readnone alwaysinline {
+  %v = call i8 @halibit_lookup16(i8 %idx, i32 %w0, i32 %w1, i32 %w2, i32 %w3)
+  %r = call i8 @llvm.uadd.sat.i8(i8 %acc, i8 %v)
+  ret i8 %r
+}
 '
 x86_head='target datalayout = "e-m:e-p270:32:32-p271:32:32-p272:64:64-i64:64-f80:128-n8:16:32:64-S128"
 target triple = "x86_64-unknown-linux-gnu"
@@ -39,6 +49,12 @@ vec_fn() {
     for ((m = 0; m < tbl_n; m++)); do mask+="${mask:+, }i32 $((m % 16))"; done
     echo "  %t = shufflevector <16 x i8> %t16, <16 x i8> undef, <$tbl_n x i32> <$mask>"
     echo "  %r = call <$n x i8> @$intr(<$tbl_n x i8> %t, <$n x i8> %idx)"
+    echo "  ret <$n x i8> %r"
+    echo "}"
+    echo "declare <$n x i8> @llvm.uadd.sat.v${n}i8(<$n x i8>, <$n x i8>)"
+    echo "define weak_odr <$n x i8> @halibit_lookup16_addx$n(<$n x i8> %acc, <$n x i8> %idx, <$n x i32> %v0, <$n x i32> %v1, <$n x i32> %v2, <$n x i32> %v3) nounwind readnone alwaysinline {"
+    echo "  %l = call <$n x i8> @halibit_lookup16x$n(<$n x i8> %idx, <$n x i32> %v0, <$n x i32> %v1, <$n x i32> %v2, <$n x i32> %v3)"
+    echo "  %r = call <$n x i8> @llvm.uadd.sat.v${n}i8(<$n x i8> %acc, <$n x i8> %l)"
     echo "  ret <$n x i8> %r"
     echo "}"
 }

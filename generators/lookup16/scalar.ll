@@ -21,3 +21,13 @@ define weak_odr i8 @halibit_lookup16(i8 %idx, i32 %w0, i32 %w1, i32 %w2, i32 %w3
   ret i8 %r
 }
 
+; halibit_lookup16_add: acc + the lookup, saturating (so that LLVM does not reassociate a chain
+; of them; a kernel keeps its sums below 256). A function of its own because Halide 14 splits a
+; 64-lane saturating add into two 32-lane ones.
+declare i8 @llvm.uadd.sat.i8(i8, i8)
+define weak_odr i8 @halibit_lookup16_add(i8 %acc, i8 %idx, i32 %w0, i32 %w1, i32 %w2, i32 %w3) nounwind readnone alwaysinline {
+  %v = call i8 @halibit_lookup16(i8 %idx, i32 %w0, i32 %w1, i32 %w2, i32 %w3)
+  %r = call i8 @llvm.uadd.sat.i8(i8 %acc, i8 %v)
+  ret i8 %r
+}
+
