@@ -1,5 +1,7 @@
 // bitserial_conv against the reference convolution, bit for bit: every (W, A) in W1..4 x A1..4,
 // every weight encoding, the shape sweep of conv_cases.h, and all three output kinds.
+#include <algorithm>
+
 #include "conv_cases.h"
 
 namespace halibit::test {
@@ -19,12 +21,23 @@ std::vector<BitWidths> all_bit_widths() {
     return v;
 }
 
-// Runs one case through all three output kinds; returns failures as messages.
-void check_case(const ConvCase& cc, BitWidths b) {
-    SCOPED_TRACE(cc.name() + " w" + std::to_string(b.w) + "a" + std::to_string(b.a) + " " + encoding_name(b.e));
+// The weight whose bit planes are all ones (the largest table entries): -1 for binary and
+// signed, 2^W - 1 for odd.
+int8_t all_ones_weight(BitWidths b) { return b.e == WeightEncoding::odd ? int8_t((1 << b.w) - 1) : int8_t(-1); }
+
+// Runs one case through all three output kinds; returns failures as messages. `extreme`: every
+// code the largest and every weight all_ones_weight, so that every byte accumulator of the table
+// kernels reaches its bound (a chunk one step too long overflows).
+void check_case(const ConvCase& cc, BitWidths b, bool extreme = false) {
+    SCOPED_TRACE(cc.name() + " w" + std::to_string(b.w) + "a" + std::to_string(b.a) + " " + encoding_name(b.e) +
+                 (extreme ? " extreme" : ""));
     const int cin_g = cc.cin / cc.groups;
     auto codes = random_codes(cc.n, cc.h, cc.w, cc.cin, b.a);
     auto weights = random_weights(cc.cout, cc.kernel, cin_g, b.e, b.w);
+    if (extreme) {
+        std::fill(codes.data.begin(), codes.data.end(), uint8_t((1 << b.a) - 1));
+        std::fill(weights.data.begin(), weights.data.end(), all_ones_weight(b));
+    }
     auto expected = ref::conv(codes, weights, {cc.stride, cc.pad, cc.groups});
 
     PackedActivations in;
@@ -59,6 +72,13 @@ protected:
 
 TEST_P(BitserialConv, MatchesReferenceOverShapeSweep) {
     for (const ConvCase& cc : conv_sweep()) check_case(cc, GetParam());
+}
+
+// The largest sums a window can make, through the table kernels' chunks and 16-bit sums
+// (3x3x128 at A4 is 17280 per plane), with channel tails.
+TEST_P(BitserialConv, LargestCodesAndAllOnesWeights) {
+    check_case({1, 6, 7, 128, 70, 3, 1, 1, 1}, GetParam(), true);
+    check_case({1, 5, 5, 64, 64, 3, 2, 1, 1}, GetParam(), true);
 }
 
 INSTANTIATE_TEST_SUITE_P(AllBitWidths, BitserialConv, ::testing::ValuesIn(all_bit_widths()),
