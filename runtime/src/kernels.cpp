@@ -233,6 +233,9 @@ Kernel table_conv_kernel(int bits, bool codes) {
 
 void table_conv(const PackedActivations& in, const PackedWeights& w, ConvGeometry geo, bool bconv, bool zero_padding,
                 TableOutput out) {
+    if (w.bits < 1 || w.bits > 4 || in.planes < 1 || in.planes > 4)
+        throw Error("table_conv: " + std::to_string(w.bits) + "-bit weights and " + std::to_string(in.planes) +
+                    "-bit activations; the table kernels take 1 to 4 bits of each");
     const ActivationShape o = conv_output_shape(in, w, geo);
     const int cog = w.out_channels_per_group(), taps = w.kernel_h * w.kernel_w;
     auto input = words_view(in, geo.pad);
@@ -240,11 +243,11 @@ void table_conv(const PackedActivations& in, const PackedWeights& w, ConvGeometr
                                                      {w.bits, kWeightChannelAlign},
                                                      {16, kWeightChannelAlign * w.bits},
                                                      {w.words() * taps, kWeightChannelAlign * w.bits * 16},
-                                                     {w.groups, kWeightChannelAlign * w.bits * 16 * w.words() * taps},
+                                                     {w.groups, int(w.nibble_block_bytes()) / w.groups},
                                                      {w.padded_channels() / kWeightChannelAlign, int(w.nibble_block_bytes())}});
-    std::vector<int32_t> coefficients;
-    for (int i = 0; i < w.bits; i++) coefficients.push_back(bconv ? -2 : plane_coefficient(w.encoding, w.bits, i));
-    auto coef = view<int32_t>(coefficients.data(), {{w.bits, 1}});
+    int32_t coefficients[4];
+    for (int i = 0; i < w.bits; i++) coefficients[i] = bconv ? -2 : plane_coefficient(w.encoding, w.bits, i);
+    auto coef = view<int32_t>(coefficients, {{w.bits, 1}});
     int32_t kernel_w = w.kernel_w, kernel_h = w.kernel_h;
     int32_t flush_class = bconv || in.planes == 1 ? 0 : in.planes == 2 ? 1 : 2;
     int32_t offset = bconv ? 0 : activation_offset(w.encoding, w.bits);
