@@ -104,8 +104,8 @@ def main(argv=None) -> int:
         return 1
     cpu_name, has_avx512 = cpu()
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
-                           text=True).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                            f":(exclude){args.out}"], capture_output=True, text=True).stdout.strip()
     settings = [("avx2", {"ONEDNN_MAX_CPU_ISA": "AVX2"}, "oneDNN limited to AVX2")]
     if has_avx512:
         settings.append(("avx512", {}, "oneDNN native"))
