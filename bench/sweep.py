@@ -3,6 +3,7 @@
 
     bench/sweep.py --family bitserial_conv --isa avx2 --param tile_vectors=1,2 --param tile_pixels=4,7
     bench/sweep.py --family lut_conv --algorithm activation_table --bits 2,2 --isa avx2 --param tile_pixels=1,2,3
+    bench/sweep.py --family table_conv --bits 2,2 --isa avx2 --param tile_pixels=2,3 --param step_unroll=4,8,16
 
 Each combination of --param values is compiled straight from the host build's generator
 executable (build/generators/halibit_<family>_generator, output_kind=codes, one target: --isa's
@@ -42,7 +43,16 @@ FAMILIES = {
     # --algorithm picks the library and engine (see family_row).
     "lut_conv": ("halibit_lut_{algorithm}_codes", "halibit_test_lut_conv", "LutConv.*",
                  lambda w, a: f"lut_w{w}a{a}"),
+    # The Halide table kernels, run with HALIBIT_TABLE_KERNELS=halide (table_env); one library
+    # per weight width (--bits).
+    "table_conv": ("halibit_table_conv_w{w}_codes", "halibit_test_kernels", "*BitserialConv*:*BConv*",
+                   lambda w, a: "bconv_w1a1" if (w, a) == (1, 1) else f"bitserial_w{w}a{a}"),
 }
+TABLE_BITS = ((1, 1), (1, 2), (2, 2), (4, 4))  # halibit-bench-kernels' engines that run table kernels
+
+
+def table_env(args) -> dict[str, str]:
+    return {"HALIBIT_TABLE_KERNELS": "halide"} if args.family == "table_conv" else {}
 
 
 def family_row(args):
@@ -50,6 +60,8 @@ def family_row(args):
     lib, binary, test_filter, engine = FAMILIES[args.family]
     if args.family == "conv_u8" and args.bits != (8, 8):
         lib = "halibit_conv_u8_narrow_codes"
+    if args.family == "table_conv":
+        lib = lib.format(w=args.bits[0])
     if args.family == "lut_conv":
         lib = lib.format(algorithm=args.algorithm)
         if args.algorithm == "pairwise":
@@ -79,6 +91,8 @@ def compile_variant(args, name: str, params: dict, autoschedule: bool) -> str:
         cmd.append(f"algorithm={args.algorithm}")
     if args.family == "conv_u8" and args.bits != (8, 8):
         cmd.append("narrow=true")
+    if args.family == "table_conv":
+        cmd.append(f"weight_bits={args.bits[0]}")
     if autoschedule:
         cmd[1:1] = ["-p", AUTOSCHEDULER, "-s", "Li2018"]
         cmd.append("auto_schedule=true")
@@ -116,7 +130,7 @@ def override_env(args, so: str | None, name: str, auto: bool) -> dict[str, str]:
 def bit_exact(args, so: str | None, name: str, auto: bool) -> tuple[bool, str]:
     _, binary, test_filter, _ = auto_row(args, auto)
     r = run([os.path.join(args.build, "tests", binary), f"--gtest_filter={test_filter}", "--gtest_brief=1"],
-            env={**override_env(args, so, name, auto), "HALIBIT_ISA": args.isa})
+            env={**override_env(args, so, name, auto), **table_env(args), "HALIBIT_ISA": args.isa})
     lines = (r.stdout + r.stderr).splitlines()
     summary = [l for l in lines if "PASSED" in l or "FAILED" in l or "rror" in l]
     return r.returncode == 0, (summary[-1].strip() if summary else f"exit status {r.returncode}")
@@ -141,7 +155,7 @@ def benchmark(args, rows) -> dict[str, dict[str, float]]:
              f"--benchmark_filter=^conv/({'|'.join(engines)})/.*threads:1$", f"--benchmark_min_time={args.min_time}",
              f"--benchmark_repetitions={args.repetitions}", "--benchmark_enable_random_interleaving=true",
              "--benchmark_report_aggregates_only=true", "--benchmark_format=json", f"--benchmark_out={out}"],
-            env={"HALIBIT_KERNEL_VARIANTS": variants_file})
+            env={"HALIBIT_KERNEL_VARIANTS": variants_file, **table_env(args)})
     if r.returncode != 0:
         raise RuntimeError(f"halibit-bench-kernels failed:\n{r.stderr.strip()[-2000:]}")
     times: dict[str, dict[str, float]] = {}
@@ -188,6 +202,10 @@ def main(argv=None) -> int:
         p.error(f"--bits: halibit-bench-kernels has {args.algorithm} lut_conv engines for "
                 + " ".join(f"{w},{a}" for w, a in lut_bits))
 
+    if args.family == "table_conv" and args.bits not in TABLE_BITS:
+        p.error("--bits: halibit-bench-kernels' table kernel engines are " + " ".join(f"{w},{a}" for w, a in TABLE_BITS))
+    if args.family == "table_conv" and args.isa == "scalar":
+        p.error("--isa: the runtime runs table kernels on avx2 and avx512 only")
     flags = {"avx512": "avx512f", "avx2": "avx2"}
     if args.isa in flags and flags[args.isa] not in open("/proc/cpuinfo").read().split():
         print(f"sweep: this CPU has no {args.isa}", file=sys.stderr)

@@ -43,8 +43,9 @@ public:
     GeneratorParam<OutputKind> output_kind{"output_kind", OutputKind::int32, output_kind_names};
     GeneratorParam<int> weight_bits{"weight_bits", 2};  // weight planes, 1..4
     // Register tile (output-channel vectors x output pixels) and the words a byte-accumulator
-    // chunk spans at A1 and bconv (at most 3: 3 x 16 steps x 4 + 4 <= 255); 0 takes the target's
-    // default (schedules/table_conv.h). For schedule experiments: bench/sweep.py.
+    // chunk spans at A1 and bconv (at most 3: 3 x 16 steps x 4 = 192 <= 255, 4 words could reach
+    // 256); 0 takes the target's default (schedules/table_conv.h). For schedule experiments:
+    // bench/sweep.py --family table_conv.
     GeneratorParam<int> tile_vectors{"tile_vectors", 0};
     GeneratorParam<int> tile_pixels{"tile_pixels", 0};
     GeneratorParam<int> flush_words{"flush_words", 3};
