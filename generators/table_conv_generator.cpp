@@ -14,7 +14,7 @@
 //            bitserial: activation_offset x (sum of the codes in the window)
 // the same int32 as the bconv and bitserial_conv generators and runtime/reference/conv.h.
 //
-// The table set (tables(q, t): bytes 4q..4q+3 of table t) is built here; a step's table index
+// The table set (tables(4 t + q): bytes 4q..4q+3 of table t) is built here; a step's table offset
 // comes from a per-call pass over the activations (`table_index`). Outside the image, bconv
 // with zero padding takes the zero table (its taps are then left out of the base).
 //
@@ -83,10 +83,13 @@ public:
         Expr total_words = words * kernel_w * kernel_h;
 
         // The table set: 16 bconv tables, then the bitserial ones by (l, hi, lo); table 16
-        // (l = 0, lo = hi = 0) is all zeros.
-        Var q("q"), t("t");
+        // (l = 0, lo = hi = 0) is all zeros. Flat, tables(4 t + q) = bytes 4q..4q+3 of table t,
+        // so that a step's word offset 4 t (table_index's value) scales into an address with no
+        // shift.
+        Var e("e");
         Func tables("tables");
         {
+            Expr q = e % 4, t = e / 4;
             Expr bitserial = t >= 16, u = max(t - 16, 0);
             Expr l = u / 256, hi = (u / 16) % 16, lo = u % 16;
             Expr word = cast<uint32_t>(0);
@@ -95,7 +98,7 @@ public:
                 Expr v = select(bitserial, (popcount(lo & w) + 2 * popcount(hi & w)) << (2 * l), popcount(t ^ w));
                 word = word | (cast<uint32_t>(v) << (8 * b));
             }
-            tables(q, t) = word;
+            tables(e) = word;
         }
         const int table_count = 16 + 2 * 256;
 
@@ -116,14 +119,18 @@ public:
         RDom rt(0, lookups, 0, words, 0, G, xmin, X, ymin, Y, 0, input.dim(5).extent(), "rt");
         {
             Expr l = rt[0], k = rt[1], g = rt[2], x = rt[3], y = rt[4], n = rt[5];
-            auto nibble = [&](Expr word) { return cast<int32_t>((word >> cast<uint64_t>(4 * m)) & cast<uint64_t>(15)); };
+            // (From the word's 32-bit halves: m is vectorized, and 64-bit lanes cost twice.)
+            auto nibble = [&](Expr word) {
+                Expr half = select(m < 8, cast<uint32_t>(word), cast<uint32_t>(word >> 32));
+                return cast<int32_t>((half >> cast<uint32_t>(4 * (m % 8))) & 15);
+            };
             Expr j0 = min(2 * l, planes - 1), j1 = min(2 * l + 1, planes - 1);
             Expr lo = nibble(input(k, j0, g, x, y, n));
             Expr hi = select(2 * l + 1 < planes, nibble(input(k, j1, g, x, y, n)), 0);
             Expr outside = x < 0 || x >= in_w || y < 0 || y >= in_h;
             Expr b = select(zero_padding && outside, 16, lo);
             table_index(m, row) = undef<uint16_t>();
-            table_index(m, flat_row(l, k, g, x, y, n)) = cast<uint16_t>(select(bconv, b, 16 + 256 * l + 16 * hi + lo));
+            table_index(m, flat_row(l, k, g, x, y, n)) = cast<uint16_t>(4 * select(bconv, b, 16 + 256 * l + 16 * hi + lo));
         }
 
         // Each packed word of the window (k, kx, ky): its offset in table_index's rows.
@@ -159,9 +166,9 @@ public:
             Expr wclamped = min(wdi, total_words - 1);
             Expr mm = mq * cl.mf + rm;
             Expr at = unsafe_promise_clamped(flat_row(rl, 0, g, wx, wy, n) + word_at(wclamped), 0, rows - 1);
-            Expr idx = unsafe_promise_clamped(cast<int32_t>(table_index(mm, at)), 0, table_count - 1);
+            Expr idx = unsafe_promise_clamped(cast<int32_t>(table_index(mm, at)), 0, 4 * (table_count - 1));
             std::vector<Expr> table;
-            for (int w = 0; w < 4; w++) table.push_back(tables(w, idx));
+            for (int w = 0; w < 4; w++) table.push_back(tables(idx + w));
             Func acc8("acc8_" + tag);
             acc8(c, i, p, g, n, mq, wq) = cast<uint8_t>(0);
             // (lookup16_add: each step's lookups go straight into the accumulators; summed
@@ -209,16 +216,23 @@ public:
             result(c, g, p, n) = sums(c, g, p, n);
         } else {
             // Codes by level thresholds (output_stage.h), the levels a loop: 2^out_bits - 1.
-            // (The tile's channels past the group's last read its last channel's tensors.)
+            // The thresholds and flips per (channel of the group, group), over the tiles'
+            // channels (those past the group's last repeat its last: their codes are not
+            // stored), so that a tile reads them as whole vectors.
             Expr cog = multiplier.dim(0).extent() / input.dim(2).extent();
             Expr co = g * cog + min(c, cog - 1);
             Func thresholds = requantization_thresholds(multiplier, bias, shift);
+            Var l("l");
+            Func levels("levels"), flips("flips");
+            levels(l, c, g) = thresholds(l, co);
+            flips(c, g) = multiplier(co) >> 31;
             RDom rl(0, (1 << out_bits) - 1, "levels");
             Func codes("codes");
             codes(c, g, p, n) = cast<uint8_t>(0);
-            codes(c, g, p, n) += cast<uint8_t>((sums(c, g, p, n) ^ (multiplier(co) >> 31)) >= thresholds(rl, co));
+            codes(c, g, p, n) += cast<uint8_t>((sums(c, g, p, n) ^ flips(c, g)) >= levels(rl, c, g));
             result(c, g, p, n) = codes(c, g, p, n);
             s.thresholds = thresholds;
+            s.levels = {levels, flips};
             s.codes = codes;
             s.codes_rvar = rl;
         }

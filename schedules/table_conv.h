@@ -33,6 +33,7 @@ struct TableConvClass {
 struct TableConvSchedule {
     Func output, sums, tables, table_index, word_at, window;
     Func codes, thresholds;       // codes output: the codes (pure zero, one update per level)
+    std::vector<Func> levels;     // codes output: thresholds and flips per (tile channel, group)
     std::vector<Func> per_pixel;  // code_sum, act_sum
     RVar codes_rvar;              // codes output: the level loop
     std::vector<TableConvClass> classes;
@@ -59,25 +60,27 @@ inline TableTile table_tile_for(const Target& t, int bits) {
 }
 
 // Steps unrolled in the inner loop (`requested` if set), from the assembly of each class: on
-// AVX-512 a whole word; on AVX2 a whole word where a chunk spans words (bconv, A1) and 8 steps
-// for one-word chunks (a whole word spilled the accumulators there, 4 steps left a chain of
-// index arithmetic every 4 steps); 4 elsewhere. Never more than a chunk's steps.
-inline int step_unroll(const Target& t, const TableConvClass& k, int requested) {
+// AVX-512 a whole word; on AVX2 a whole word where a chunk spans words (bconv, A1) or the tile
+// has one weight plane (a loop inside a word restarts the pixels' table-address arithmetic),
+// 8 steps for the one-word chunks of wider weights (a whole word spilled their accumulators);
+// 4 elsewhere. Never more than a chunk's steps.
+inline int step_unroll(const Target& t, const TableConvClass& k, int bits, int requested) {
     if (requested > 0) return requested;
     if (t.arch != Target::X86) return 4;
     if (t.has_feature(Target::AVX512)) return 16;
-    return k.words > 1 ? 16 : 8;
+    return k.words > 1 || bits == 1 ? 16 : 8;
 }
 
 inline bool table_conv_is_scalar(const Target& t) { return t.arch == Target::X86 && !t.has_feature(Target::SSE41); }
 
 inline void schedule_table_conv(TableConvSchedule& s, const std::string& schedule, const Target& target) {
     Var c = s.c, i = s.i, g = s.g, p = s.p, n = s.n;
-    s.tables.compute_root();
+    s.tables.compute_root();  // (vectorized below: built per call, scalar it cost as much as a 7x7x512 layer's lookups)
     s.word_at.compute_root();
     s.window.compute_root();
     for (Func f : s.per_pixel) f.compute_root();
     if (s.thresholds.defined()) s.thresholds.compute_root();
+    for (Func f : s.levels) f.compute_root();
     s.table_index.compute_root();
     const bool naive = schedule == "naive" || table_conv_is_scalar(target);
     if (!naive && schedule != "tuned") throw std::runtime_error("unknown schedule " + schedule);
@@ -103,6 +106,9 @@ inline void schedule_table_conv(TableConvSchedule& s, const std::string& schedul
     check_channel_tile("table_conv", tile.vectors, tc);
     const int block = tp * std::max(1, (tile.block + tp / 2) / tp);
 
+    const int word_lanes = target.natural_vector_size<uint32_t>();
+    s.tables.vectorize(s.tables.args()[0], word_lanes);
+    for (Func f : s.levels) f.vectorize(f.args()[f.args().size() == 3 ? 1 : 0], word_lanes, TailStrategy::GuardWithIf);
     // The steps' table indices: 16 nibbles of a word a vector, rows in parallel.
     s.table_index.update().vectorize(s.m, 16);
 
@@ -146,7 +152,7 @@ inline void schedule_table_conv(TableConvSchedule& s, const std::string& schedul
         RVar rmo("rmo"), rmi("rmi");
         k.acc8.update()
             .reorder(c, i, p, k.r8[0], k.r8[1], k.r8[2])
-            .split(k.r8[1], rmo, rmi, std::min(step_unroll(target, k, s.step_unroll), k.steps))
+            .split(k.r8[1], rmo, rmi, std::min(step_unroll(target, k, s.bits, s.step_unroll), k.steps))
             .vectorize(c, lanes)
             .unroll(c)
             .unroll(i)
