@@ -12,6 +12,8 @@
 // naive: the algorithm's loops, one output at a time (the `scalar` target).
 #pragma once
 #include <algorithm>
+#include <cstdlib>
+#include <string>
 
 #include "Halide.h"
 #include "channel_tile.h"
@@ -71,9 +73,22 @@ inline int step_unroll(const Target& t, const TableConvClass& k, int bits, int r
     return k.words > 1 || bits == 1 ? 16 : 8;
 }
 
+// LLVM's SLP vectorizer packs the unrolled pixels' table addresses into a vector and extracts
+// them one at a time at the head of every word's steps: a latency chain the lookups wait on
+// (1.03-1.13x without it, AVX2 and AVX-512). The option is read when LLVM is first set up, after
+// generate(), and applies to the whole generator run, which compiles this one kernel.
+inline void disable_slp_vectorizer() {
+    const char* set = std::getenv("HL_LLVM_ARGS");
+    std::string args = set ? set : "";
+    if (args.find("vectorize-slp") != std::string::npos) return;
+    args += std::string(args.empty() ? "" : " ") + "-vectorize-slp=false";
+    setenv("HL_LLVM_ARGS", args.c_str(), 1);
+}
+
 inline bool table_conv_is_scalar(const Target& t) { return t.arch == Target::X86 && !t.has_feature(Target::SSE41); }
 
 inline void schedule_table_conv(TableConvSchedule& s, const std::string& schedule, const Target& target) {
+    disable_slp_vectorizer();
     Var c = s.c, i = s.i, g = s.g, p = s.p, n = s.n;
     s.tables.compute_root();  // (vectorized below: built per call, scalar it cost as much as a 7x7x512 layer's lookups)
     s.word_at.compute_root();
