@@ -14,8 +14,8 @@
 //            bitserial: activation_offset x (sum of the codes in the window)
 // the same int32 as the bconv and bitserial_conv generators and runtime/reference/conv.h.
 //
-// The table set (tables(4 t + q): bytes 4q..4q+3 of table t) is built here; a step's table offset
-// comes from a per-call pass over the activations (`table_index`). Outside the image, bconv
+// The table set (tables(4 t + q): bytes 4q..4q+3 of table t) is a constant of the kernel; a
+// step's table offset comes from a per-call pass over the activations (`table_index`). Outside the image, bconv
 // with zero padding takes the zero table (its taps are then left out of the base).
 //
 // Sums are kept in byte accumulators for as many steps as a byte holds (a `flush` chunk: whole
@@ -29,6 +29,8 @@
 //            weight plane i at tap (kx, ky), word = k + words (kx + kernel_w ky), in blocks of
 //            64 output channels (PackedWeights::nibbles; the strides inside a block are constants)
 //   output   (c, g, p, n), p = y * out_width + x
+#include <algorithm>
+
 #include "Halide.h"
 #include "flattened_window.h"
 #include "lookup16.h"
@@ -83,24 +85,24 @@ public:
         Expr total_words = words * kernel_w * kernel_h;
 
         // The table set: 16 bconv tables, then the bitserial ones by (l, hi, lo); table 16
-        // (l = 0, lo = hi = 0) is all zeros. Flat, tables(4 t + q) = bytes 4q..4q+3 of table t,
-        // so that a step's word offset 4 t (table_index's value) scales into an address with no
-        // shift.
-        Var e("e");
-        Func tables("tables");
-        {
-            Expr q = e % 4, t = e / 4;
-            Expr bitserial = t >= 16, u = max(t - 16, 0);
-            Expr l = u / 256, hi = (u / 16) % 16, lo = u % 16;
-            Expr word = cast<uint32_t>(0);
-            for (int b = 0; b < 4; b++) {
-                Expr w = 4 * q + b;
-                Expr v = select(bitserial, (popcount(lo & w) + 2 * popcount(hi & w)) << (2 * l), popcount(t ^ w));
-                word = word | (cast<uint32_t>(v) << (8 * b));
-            }
-            tables(e) = word;
-        }
+        // (l = 0, lo = hi = 0) is all zeros. A constant of the compiled kernel (built here, not
+        // per call), flat: tables(4 t + q) = bytes 4q..4q+3 of table t, so that a step's word
+        // offset 4 t (table_index's value) scales into an address with no shift.
         const int table_count = 16 + 2 * 256;
+        Buffer<uint32_t> tables(4 * table_count, "tables");
+        for (int t = 0; t < table_count; t++)
+            for (int q = 0; q < 4; q++) {
+                const bool bitserial = t >= 16;
+                const int u = std::max(t - 16, 0), l = u / 256, hi = (u / 16) % 16, lo = u % 16;
+                uint32_t word = 0;
+                for (int b = 0; b < 4; b++) {
+                    const int w = 4 * q + b;
+                    const int v = bitserial ? (__builtin_popcount(lo & w) + 2 * __builtin_popcount(hi & w)) << (2 * l)
+                                            : __builtin_popcount(t ^ w);
+                    word |= uint32_t(v) << (8 * b);
+                }
+                tables(4 * t + q) = word;
+            }
 
         // A step's table: table_index(m, row) with row = (l, k, g, x, y, n) flattened over the
         // padded input, so that a tile's index is a pixel's row plus a word's offset
@@ -224,12 +226,12 @@ public:
             Func thresholds = requantization_thresholds(multiplier, bias, shift);
             Var l("l");
             Func levels("levels"), flips("flips");
-            levels(l, c, g) = thresholds(l, co);
+            levels(c, l, g) = thresholds(l, co);
             flips(c, g) = multiplier(co) >> 31;
             RDom rl(0, (1 << out_bits) - 1, "levels");
             Func codes("codes");
             codes(c, g, p, n) = cast<uint8_t>(0);
-            codes(c, g, p, n) += cast<uint8_t>((sums(c, g, p, n) ^ flips(c, g)) >= levels(rl, c, g));
+            codes(c, g, p, n) += cast<uint8_t>((sums(c, g, p, n) ^ flips(c, g)) >= levels(c, rl, g));
             result(c, g, p, n) = codes(c, g, p, n);
             s.thresholds = thresholds;
             s.levels = {levels, flips};
@@ -248,7 +250,6 @@ public:
 
         s.output = result;
         s.sums = sums;
-        s.tables = tables;
         s.table_index = table_index;
         s.word_at = word_at;
         s.window = fw.window;

@@ -7,8 +7,8 @@
 // pixels registers) take each step's lookups (the weight vectors loaded once per step, each
 // pixel's table broadcast once per step), then are widened into the 16-bit sums. Everything in
 // the tile is unrolled with constant indices, so LLVM keeps the byte accumulators in registers.
-// The table set, the steps' table indices, the window origins and code sums are computed once
-// per call.
+// The steps' table indices, the window origins, code sums and thresholds are computed once per
+// call.
 // naive: the algorithm's loops, one output at a time (the `scalar` target).
 #pragma once
 #include <algorithm>
@@ -33,9 +33,9 @@ struct TableConvClass {
 };
 
 struct TableConvSchedule {
-    Func output, sums, tables, table_index, word_at, window;
+    Func output, sums, table_index, word_at, window;
     Func codes, thresholds;       // codes output: the codes (pure zero, one update per level)
-    std::vector<Func> levels;     // codes output: thresholds and flips per (tile channel, group)
+    std::vector<Func> levels;     // codes output: thresholds (c, l, g) and flips (c, g), channel innermost
     std::vector<Func> per_pixel;  // code_sum, act_sum
     RVar codes_rvar;              // codes output: the level loop
     std::vector<TableConvClass> classes;
@@ -90,7 +90,6 @@ inline bool table_conv_is_scalar(const Target& t) { return t.arch == Target::X86
 inline void schedule_table_conv(TableConvSchedule& s, const std::string& schedule, const Target& target) {
     disable_slp_vectorizer();
     Var c = s.c, i = s.i, g = s.g, p = s.p, n = s.n;
-    s.tables.compute_root();  // (vectorized below: built per call, scalar it cost as much as a 7x7x512 layer's lookups)
     s.word_at.compute_root();
     s.window.compute_root();
     for (Func f : s.per_pixel) f.compute_root();
@@ -122,8 +121,7 @@ inline void schedule_table_conv(TableConvSchedule& s, const std::string& schedul
     const int block = tp * std::max(1, (tile.block + tp / 2) / tp);
 
     const int word_lanes = target.natural_vector_size<uint32_t>();
-    s.tables.vectorize(s.tables.args()[0], word_lanes);
-    for (Func f : s.levels) f.vectorize(f.args()[f.args().size() == 3 ? 1 : 0], word_lanes, TailStrategy::GuardWithIf);
+    for (Func f : s.levels) f.vectorize(f.args()[0], word_lanes, TailStrategy::GuardWithIf);
     // The steps' table indices: 16 nibbles of a word a vector, rows in parallel.
     s.table_index.update().vectorize(s.m, 16);
 
