@@ -6,8 +6,6 @@ counts: interference only ever adds time), single thread:
   avx2    halibit's AVX2 engines against oneDNN limited to AVX2 (ONEDNN_MAX_CPU_ISA=AVX2; on an
           AVX2-only CPU that is oneDNN's native path);
   avx512  halibit's AVX-512 engines against oneDNN's native path (AVX-512 CPUs only).
-Each setting runs twice: with the default kernels, and with HALIBIT_TABLE_KERNELS=halide for the
-engines that run table kernels (the Halide `table_conv` in place of the intrinsics kernels).
 Ratios are time(onednn_u8s8) / time(engine) within one run; the geometric mean is over the four
 3x3 layers.
 
@@ -28,9 +26,6 @@ GEOMEAN_LAYERS = LAYERS[:4]
 PEERS = ["onednn_u8s8", "xnnpack_qs8"]
 HALIBIT = ["bconv_w1a1", "bitserial_w1a2", "bitserial_w2a2", "bitserial_w4a4", "u8_w8a8", "u8_w4a4",
            "lut_w2a2", "lut_pairwise_w2a2"]
-# The engines that run table kernels (runtime/src/kernels.cpp, use_tables), per setting.
-TABLE_ENGINES = {"avx2": ["bconv_w1a1", "bitserial_w1a2", "bitserial_w2a2", "bitserial_w4a4"],
-                 "avx512": ["bitserial_w1a2", "bitserial_w2a2"]}
 
 
 def cpu() -> tuple[str, bool]:
@@ -129,17 +124,11 @@ def main(argv=None) -> int:
     for isa, env, what in settings:
         engines = PEERS + [f"{e}_{isa}" for e in HALIBIT]
         times = bench(binary, engines, env, args.repetitions, args.min_time)
-        table_engines = [f"{e}_{isa}" for e in TABLE_ENGINES[isa]]
-        halide = bench(binary, ["onednn_u8s8"] + table_engines,
-                       {**env, "HALIBIT_TABLE_KERNELS": "halide"}, args.repetitions, args.min_time)
         env_text = " ".join(f"{k}={v}" for k, v in env.items())
         lines += [f"## {isa}: halibit's `_{isa}` engines, {what}", "",
                   f"`{env_text + ' ' if env_text else ''}{binary} --benchmark_filter='^conv/(...)/.*threads:1$'"
                   f" --benchmark_repetitions={args.repetitions} --benchmark_enable_random_interleaving=true`", ""]
         lines += ratio_table(times, engines)
-        lines += ["", f"The table kernels' engines again, in a run of their own with `HALIBIT_TABLE_KERNELS=halide`"
-                  " (the Halide `table_conv` generator in place of the intrinsics kernels; docs/kernels.md):", ""]
-        lines += ratio_table(halide, table_engines, " (halide)")
         lines.append("")
     with open(args.out, "w") as f:
         f.write("\n".join(lines))

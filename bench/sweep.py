@@ -43,16 +43,12 @@ FAMILIES = {
     # --algorithm picks the library and engine (see family_row).
     "lut_conv": ("halibit_lut_{algorithm}_codes", "halibit_test_lut_conv", "LutConv.*",
                  lambda w, a: f"lut_w{w}a{a}"),
-    # The Halide table kernels, run with HALIBIT_TABLE_KERNELS=halide (table_env); one library
-    # per weight width (--bits).
+    # The table kernels (the runtime's choice where their sums fit: AVX2, and AVX-512 bitserial
+    # W1/W2 with more than one tap); one library per weight width (--bits).
     "table_conv": ("halibit_table_conv_w{w}_codes", "halibit_test_kernels", "*BitserialConv*:*BConv*",
                    lambda w, a: "bconv_w1a1" if (w, a) == (1, 1) else f"bitserial_w{w}a{a}"),
 }
 TABLE_BITS = ((1, 1), (1, 2), (2, 2), (4, 4))  # halibit-bench-kernels' engines that run table kernels
-
-
-def table_env(args) -> dict[str, str]:
-    return {"HALIBIT_TABLE_KERNELS": "halide"} if args.family == "table_conv" else {}
 
 
 def family_row(args):
@@ -130,7 +126,7 @@ def override_env(args, so: str | None, name: str, auto: bool) -> dict[str, str]:
 def bit_exact(args, so: str | None, name: str, auto: bool) -> tuple[bool, str]:
     _, binary, test_filter, _ = auto_row(args, auto)
     r = run([os.path.join(args.build, "tests", binary), f"--gtest_filter={test_filter}", "--gtest_brief=1"],
-            env={**override_env(args, so, name, auto), **table_env(args), "HALIBIT_ISA": args.isa})
+            env={**override_env(args, so, name, auto), "HALIBIT_ISA": args.isa})
     lines = (r.stdout + r.stderr).splitlines()
     summary = [l for l in lines if "PASSED" in l or "FAILED" in l or "rror" in l]
     return r.returncode == 0, (summary[-1].strip() if summary else f"exit status {r.returncode}")
@@ -155,7 +151,7 @@ def benchmark(args, rows) -> dict[str, dict[str, float]]:
              f"--benchmark_filter=^conv/({'|'.join(engines)})/.*threads:1$", f"--benchmark_min_time={args.min_time}",
              f"--benchmark_repetitions={args.repetitions}", "--benchmark_enable_random_interleaving=true",
              "--benchmark_report_aggregates_only=true", "--benchmark_format=json", f"--benchmark_out={out}"],
-            env={"HALIBIT_KERNEL_VARIANTS": variants_file, **table_env(args)})
+            env={"HALIBIT_KERNEL_VARIANTS": variants_file})
     if r.returncode != 0:
         raise RuntimeError(f"halibit-bench-kernels failed:\n{r.stderr.strip()[-2000:]}")
     times: dict[str, dict[str, float]] = {}

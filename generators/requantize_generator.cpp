@@ -1,6 +1,6 @@
-// `requantize`: the output stage on its own, for accumulators a kernel outside Halide computed
-// (the AVX2 table kernels, runtime/src/popcount_table_avx2.cpp): int32 accumulators to
-// requantized codes, or to those codes packed as bit planes. The arithmetic is output_stage.h's,
+// `requantize`: the output stage on its own, after a kernel that wrote int32 accumulators (the
+// table kernels, for codes wider than they compare and for packed outputs): int32 accumulators
+// to requantized codes, or to those codes packed as bit planes. The arithmetic is output_stage.h's,
 // the same code the convolutions fuse, so both paths give the same codes.
 #include "output_stage.h"
 #include "../schedules/requantize.h"

@@ -7,7 +7,7 @@
 #include "halibit/encoding.h"
 #include "halibit/isa.h"
 #include "halibit/session.h"
-#include "popcount_table.h"
+#include "table_conv.h"
 
 namespace halibit {
 
@@ -31,7 +31,7 @@ struct ConvChoiceInput {
 //   W x A = 1: always. 1.0-3.6x conv_u8 on every layer, avx512 and avx2.
 //   W x A <= 4 on avx512: layers of at least 16M MACs. ResNet-18's W2A2 3x3 layers (58-116M)
 //     0.97-1.40x; the Fashion-MNIST layers (0.4-7.2M: packing and tile setup dominate) 0.41-0.88x.
-//   W x A <= 4 on avx2: where the AVX2 table kernels run it (table_sums_fit), with at least 64
+//   W x A <= 4 on avx2: where the table kernels run it (table_sums_fit), with at least 64
 //     output channels per group (the W1 and W2 tables' tile width). ResNet-18's W2A2 layers 1.39-2.19x;
 //     Fashion-MNIST's 64- and 128-channel layers 1.01-2.29x, its 32-channel ones 0.62-0.65x.
 //   arm64, scalar: W x A <= 4 (not measured on hardware here: qemu only).

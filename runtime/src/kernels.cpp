@@ -9,7 +9,7 @@
 #include "halibit/error.h"
 #include "dispatch.h"
 #include "halibit/isa.h"
-#include "popcount_table.h"
+#include "table_conv.h"
 
 namespace halibit {
 namespace {
@@ -179,33 +179,38 @@ struct ConvArgs {
     }
 };
 
-// Which table kernel (popcount_table.h) stands in for the Halide kernel k, if any: with AVX2,
-// wherever the sums fit; with AVX-512, bitserial 3x3 (and larger) layers of 1- and 2-bit
-// weights, where the table kernel beat the vpopcntq kernel on Intel (ymm build, 1.0-1.2x) and
-// on Zen 5 (zmm build, W2A2 1.3-1.6x). bconv, W4 and 1x1 layers stay on Halide: the zmm build
-// ran them at 0.3x, 1.0x and 0.7x on Zen 5 (docs/kernels.md, "AVX2 table kernels"). Never for
-// the autoscheduler baseline nor a schedule experiment's variant, which are benchmarked as
-// themselves. The requantize kernel then applies the output stage.
-enum class Tables { none, avx2, avx512 };
-
-Tables use_tables(const PackedActivations& in, const PackedWeights& w, Kernel k, bool bitserial) {
+// Whether the table kernels (generators/table_conv_generator.cpp) stand in for the Halide
+// kernel k: with AVX2, wherever the sums fit; with AVX-512, bitserial 3x3 (and larger) layers
+// of 1- and 2-bit weights, where they beat the vpopcntq kernel (docs/kernels.md, "table_conv").
+// Never for the autoscheduler baseline nor a schedule experiment's variant, which are
+// benchmarked as themselves.
+bool use_tables(const PackedActivations& in, const PackedWeights& w, Kernel k, bool bitserial) {
 #if HALIBIT_TABLE_KERNELS
-    if (k == Kernel::halibit_bitserial_conv_auto || kernel_overridden(k) || !popcount_table_fits(in, w)) return Tables::none;
+    if (k == Kernel::halibit_bitserial_conv_auto || kernel_overridden(k) || !table_conv_fits(in, w)) return false;
     switch (resolved_isa(Isa::automatic)) {
-    case Isa::avx2: return Tables::avx2;
-    case Isa::avx512: return bitserial && w.bits <= 2 && w.kernel_h * w.kernel_w > 1 ? Tables::avx512 : Tables::none;
-    default: return Tables::none;
+    case Isa::avx2: return true;
+    case Isa::avx512: return bitserial && w.bits <= 2 && w.kernel_h * w.kernel_w > 1;
+    default: return false;
     }
 #else
     (void)in, (void)w, (void)k, (void)bitserial;
-    return Tables::none;
+    return false;
 #endif
 }
 
+// Where a table kernel writes: int32 accumulators, NHWC, as halibit_bconv_int32 /
+// halibit_bitserial_conv_int32 compute them; or, with `rq`, the codes of that output stage, NHWC
+// (rq->out_bits <= kTableMaxCodeBits: the kernel compares each sum with per-channel thresholds).
+struct TableOutput {
+    int32_t* sums = nullptr;
+    const Requantization* rq = nullptr;
+    uint8_t* codes = nullptr;
+};
+constexpr int kTableMaxCodeBits = 4;
+
 // Runs `table` (a TableOutput, NHWC, of output shape s) into `out`: directly for an int32 output
-// and for codes of up to kTableMaxCodeBits (the table kernel's epilogue requantizes: 6% of
-// bitserial_w2a2_avx512 at 56x56x64 went to the separate pass), else into scratch and then
-// through the requantize kernel (wider codes, packed).
+// and for codes of up to kTableMaxCodeBits, else into scratch and then through the requantize
+// kernel (wider codes, packed).
 template <typename T, typename TableKernel>
 void run_table(TableKernel table, const ActivationShape& s, int groups, const Requantization& rq, Buffer<T> out) {
     if constexpr (std::is_same_v<T, int32_t>) {
@@ -266,28 +271,13 @@ void table_conv(const PackedActivations& in, const PackedWeights& w, ConvGeometr
     call_kernel(table_conv_kernel(w.bits, out.codes != nullptr), args);
 }
 
-// HALIBIT_TABLE_KERNELS=halide runs the Halide table kernels in place of the intrinsics ones
-// (read once per process): for the kernel tests and halibit-bench-kernels while the two
-// coexist (docs/kernels.md, "table_conv").
-bool halide_tables() {
-    static const bool halide = [] {
-        const char* v = std::getenv("HALIBIT_TABLE_KERNELS");
-        if (!v || std::string(v) == "intrinsics") return false;
-        if (std::string(v) == "halide") return true;
-        throw Error(std::string("HALIBIT_TABLE_KERNELS must be halide or intrinsics, not ") + v);
-    }();
-    return halide;
-}
-
 template <typename T>
 void run_bitserial(Kernel k, const PackedActivations& in, const PackedWeights& w, ConvGeometry g, const Requantization& rq,
                    Buffer<T> out) {
     check_conv(in, w, g);
-    if (const Tables t = use_tables(in, w, k, true); t != Tables::none)
-        return run_table([&](TableOutput o) {
-            if (halide_tables()) return table_conv(in, w, g, false, true, o);
-            (t == Tables::avx512 ? bitserial_table_avx512 : bitserial_table_avx2)(in, w, g, o); },
-                         conv_output_shape(in, w, g), w.groups, rq, out);
+    if (use_tables(in, w, k, true))
+        return run_table([&](TableOutput o) { table_conv(in, w, g, false, true, o); }, conv_output_shape(in, w, g),
+                         w.groups, rq, out);
     ConvArgs a(in, w, g, rq);
     int32_t wbits = w.bits, abits = in.planes, enc = int32_t(w.encoding);
     bool w2a2_signed = wbits == 2 && abits == 2 && w.encoding == WeightEncoding::signed_;
@@ -302,11 +292,9 @@ void run_bconv(Kernel k, const PackedActivations& in, const PackedWeights& w, BC
     check_conv(in, w, o.geometry);
     if (in.planes != 1 || w.encoding != WeightEncoding::binary || w.bits != 1)
         throw Error("bconv: needs one-plane sign activations and 1-bit binary weights");
-    if (use_tables(in, w, k, false) != Tables::none)
-        return run_table([&](TableOutput t) {
-            if (halide_tables()) return table_conv(in, w, o.geometry, true, !o.one_padding, t);
-            bconv_table_avx2(in, w, o, t); }, conv_output_shape(in, w, o.geometry),
-                         w.groups, rq, out);
+    if (use_tables(in, w, k, false))
+        return run_table([&](TableOutput t) { table_conv(in, w, o.geometry, true, !o.one_padding, t); },
+                         conv_output_shape(in, w, o.geometry), w.groups, rq, out);
     ConvArgs a(in, w, o.geometry, rq);
     int32_t cg = w.in_channels_per_group;
     bool zero_padding = !o.one_padding;
