@@ -68,4 +68,11 @@ inline Expr lookup16_add(Expr acc, Expr idx, const std::vector<Expr>& words) {
     return lookup16_call("halibit_lookup16_add", {cast<uint8_t>(acc), cast<uint8_t>(idx)}, words);
 }
 
+// lookup16_add at the index w | a, where a32 holds the byte a in each of its four bytes (a value
+// the same in every lane, like the table): a vector version broadcasts it with one load
+// (vpbroadcastd) instead of a byte shuffle. w | a must be below 16.
+inline Expr lookup16_or_add(Expr acc, Expr w, Expr a32, const std::vector<Expr>& words) {
+    return lookup16_call("halibit_lookup16_or_add", {cast<uint8_t>(acc), cast<uint8_t>(w), cast<uint32_t>(a32)}, words);
+}
+
 }  // namespace halibit

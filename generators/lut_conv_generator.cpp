@@ -3,10 +3,13 @@
 // `algorithm`), both exact:
 //
 // pairwise (DeepGEMM): a weight index w < 4 and an activation code a < 4 form idx = w << 2 | a
-//   into the table of the 16 products levels[w] * a (int8). `levels` is any 4 integers whose
-//   products with 0..3 fit int8, so signed, odd, binary and codebook (non-uniform) weights of
-//   up to 2 bits all run the same kernel.
-//     acc = sum_{ci, taps} products[w(c, ci, tap) << 2 | a(ci, tap)]
+//   (the weights are stored shifted: one OR per lookup) into the table of the 16 products
+//   levels[w] * a, offset by the smallest, lo, so that they are unsigned bytes. `levels` is any
+//   4 integers whose products with 0..3 fit int8, so signed, odd, binary and codebook
+//   (non-uniform) weights of up to 2 bits all run the same kernel.
+//     acc = sum_{ci, taps} (table[w(c, ci, tap) << 2 | a(ci, tap)] + lo)
+//   summed in bytes for as many input channels as the entries allow (16, 4 or 1: fast_classes),
+//   then in uint16 per kernel row and int32 per output.
 //
 // activation_table (T-MAC): at each input pixel and for each block of 4 input channels, the
 //   table T_d[t] = sum_k bit_k(t) digit_d(a_k) of the 4-bit activation digit d over all weight
@@ -19,7 +22,8 @@
 // Layouts (the contract with runtime/src/lut_conv.cpp):
 //   input   (c, x, y, n) uint8 codes, NHWC, c = groups * Cg
 //   weights (c, k, b, kx, ky, g) uint8, output channel c innermost (padded with zeros to a
-//           multiple of 64): pairwise k = 0 and b = input channel, the value the weight index;
+//           multiple of 64): pairwise k = 0 and b = input channel (padded with zeros to a
+//           multiple of 16), the value the weight index << 2;
 //           activation_table k = plane, b = block of 4 input channels, the value the nibble
 //   levels  (j) int32: pairwise the 4 levels; activation_table the plane shifts
 //   output  (c, g, p, n), p = y * out_width + x, as conv_u8
@@ -45,10 +49,11 @@ public:
     Input<Buffer<int32_t>> levels{"levels", 1};    // (j)
     Input<int32_t> act_bits{"act_bits"};
     Input<int32_t> activation_offset{"activation_offset"};  // activation_table only
-    // activation_table: which byte-accumulator branch runs: planes x digits when a kernel row's
-    // table sums fit uint16 (blocks x kw x largest entry <= 65535), else 0 (the general
-    // accumulator). An int input compared with constants, so that Halide substitutes it into
-    // each branch and drops the other branches' accumulators.
+    // Which byte-accumulator branch runs, 0 for the general accumulator. activation_table: planes
+    // x digits when a kernel row's table sums fit uint16 (blocks x kw x largest entry <= 65535);
+    // pairwise: the input channels a byte chunk sums (16, 4 or 1) when a row's entries fit
+    // uint16. An int input compared with constants, so that Halide substitutes it into each
+    // branch and drops the other branches' accumulators.
     Input<int32_t> fast_classes{"fast_classes"};
     Input<int32_t> stride{"stride"};
     Input<int32_t> pad{"pad"};
@@ -86,21 +91,61 @@ public:
         Func acc("acc");
         Expr total;
         if (pairwise) {
-            // The product table, 4 words: word q holds levels[q] * a for a = 0..3 (byte a).
+            // The product table, 4 words: byte 4q + a holds levels[q] * a - lo (a = 0..3), lo the
+            // smallest product of a code below 2^act_bits (<= 0), so that entries are unsigned
+            // and a chunk of byte sums saturates never (the runtime's chunk class bounds it).
+            Expr amax = (1 << act_bits) - 1;
+            Expr smallest = Expr(0);
+            for (int q = 0; q < 4; q++) smallest = min(smallest, levels(q) * amax);
             Var q("q");
-            Func products("products");
-            Expr level = levels(clamp(q, 0, 3));
-            products(q) = cast<uint32_t>(cast<uint8_t>(level)) << 8 | cast<uint32_t>(cast<uint8_t>(level * 2)) << 16 |
-                          cast<uint32_t>(cast<uint8_t>(level * 3)) << 24;
+            Func lowest("lowest"), table("products");  // (computed once per call)
+            lowest() = smallest;
+            Expr lo = lowest();
+            Expr word = cast<uint32_t>(0);
+            for (int a = 0; a < 4; a++) word = word | (cast<uint32_t>(cast<uint8_t>(levels(clamp(q, 0, 3)) * a - lo)) << (8 * a));
+            table(q) = word;
+            std::vector<Expr> products = {table(0), table(1), table(2), table(3)};
+            s.tables = {lowest, table};
+            // The codes as words of four equal bytes (one load broadcasts a code to a vector).
+            Func codes4("codes4");
+            codes4(ci, x, g, y, n) = cast<uint32_t>(code(ci, x, g, y, n)) * cast<uint32_t>(0x01010101);
+
+            // The general accumulator: int32 per lookup (any levels, any window).
             RDom r(0, cg, 0, kw, 0, kh, "r");
             Expr a = code(r[0], wx + r[1], g, wy + r[2], n);
             Expr w = weights(c, 0, r[0], r[1], r[2], g);
-            Expr product = reinterpret<int8_t>(lookup16(w << 2 | a, {products(0), products(1), products(2), products(3)}));
             acc(c, g, p, n) = 0;
-            acc(c, g, p, n) += cast<int32_t>(product);
-            total = acc(c, g, p, n);
-            s.tables = {products};
+            acc(c, g, p, n) += cast<int32_t>(lookup16(w | a, products)) + lo;
+            Expr general = acc(c, g, p, n);
             s.reduction = {r[0], r[1], r[2]};
+
+            // Byte accumulators, `steps` input channels a chunk (fast_classes: 16 while an entry
+            // stays below 16, 4 below 64, 1 otherwise), widened to uint16 per kernel row (the
+            // runtime says when a row fits) and to int32 per output. The weights are stored
+            // shifted (index << 2) and padded to a multiple of 16 channels with index 0 (the
+            // codes past the group's are 0), so a lookup's index is w | a and every chunk is
+            // whole; the entries' offset comes out once: steps x lo.
+            Expr blocks = weights.dim(2).extent();
+            Expr fast = general;
+            for (int steps : {16, 4, 1}) {
+                const std::string tag = std::to_string(steps);
+                Var cls("s"), bo("bo"), kx("kx"), ky("ky");
+                RDom r8(0, steps, "r8_" + tag);
+                Expr b = bo * steps + r8;
+                Func acc8("acc8_" + tag);
+                acc8(c, cls, g, p, n, bo, kx, ky) = cast<uint8_t>(0);
+                acc8(c, cls, g, p, n, bo, kx, ky) = lookup16_or_add(acc8(c, cls, g, p, n, bo, kx, ky), weights(c, 0, b, kx, ky, g),
+                                                                    codes4(b, wx + kx, g, wy + ky, n), products);
+                FastAccumulator f = widened(acc8, cls, r8, blocks / steps, kw, kh, 1, "p" + tag);
+                f.total = f.acc32(c, 0, g, p, n) + blocks * kw * kh * lo;
+                f.when = fast_classes == steps;
+                f.pairwise = true;
+                fast = select(f.when, f.total, fast);
+                s.fast.push_back(f);
+            }
+            total = fast;
+            s.per_pixel = {codes4};
+            s.general_when = fast_classes == 0;
         } else {
             // The activation tables, as 4 words per (block, digit, pixel): word q holds entries
             // 4q..4q+3; a pattern's entry is the sum of the digits its bits select (no carries:
@@ -220,7 +265,17 @@ private:
         Func acc8("acc8_" + tag);
         acc8(c, cls, g, p, n, bo, kx, ky) = cast<uint8_t>(0);
         acc8(c, cls, g, p, n, bo, kx, ky) += lookup16(weights(c, i, b, kx, ky, g), table_at(b, d, wx + kx, wy + ky));
-        RDom r16(0, blocks / kLutChunk, 0, kw, "r16_" + tag);
+        FastAccumulator f = widened(acc8, cls, r8, blocks / kLutChunk, kw, kh, classes, tag);
+        f.total = Expr(0);
+        for (int k = 0; k < classes; k++) f.total += f.acc32(c, k, g, p, n) << class_shift(k / digits, k % digits);
+        return f;
+    }
+
+    // A byte accumulator acc8(c, cls, g, p, n, chunk, kx, ky) (its chunk summed over r8) widened
+    // to uint16 over a kernel row's chunks and kx taps, and to int32 over the rows.
+    FastAccumulator widened(Func acc8, Var cls, RVar r8, Expr chunks, Expr kw, Expr kh, int classes, const std::string& tag) {
+        Var ky("ky");
+        RDom r16(0, chunks, 0, kw, "r16_" + tag);
         Func acc16("acc16_" + tag);
         acc16(c, cls, g, p, n, ky) = cast<uint16_t>(0);
         acc16(c, cls, g, p, n, ky) += cast<uint16_t>(acc8(c, cls, g, p, n, r16[0], r16[1], ky));
@@ -237,8 +292,6 @@ private:
         f.r8 = r8;
         f.r16 = {r16[0], r16[1]};
         f.r32 = r32;
-        f.total = Expr(0);
-        for (int k = 0; k < classes; k++) f.total += acc32(c, k, g, p, n) << class_shift(k / digits, k % digits);
         return f;
     }
 

@@ -9,6 +9,7 @@
 #pragma once
 #include "Halide.h"
 #include "channel_tile.h"
+#include "llvm_options.h"
 
 namespace halibit {
 
@@ -27,7 +28,15 @@ struct FastAccumulator {
     RVar r8, r32;
     std::vector<RVar> r16;
     Expr when, total;
+    bool pairwise = false;  // the pairwise products' chunks (one class; lut_pairwise_tile)
 };
+
+// The pairwise kernel's register tile: per step the weight vectors, each pixel's code broadcast,
+// and per (vector, pixel) an OR, a shuffle and an add into a byte accumulator.
+inline std::pair<int, int> lut_pairwise_tile(const Target& t) {
+    if (t.has_feature(Target::AVX512) || t.arch == Target::ARM) return {1, 12};
+    return {2, 4};
+}
 
 // Register tile (output-channel vectors x pixels) by classes, from bench/sweep.py (docs/kernels.md,
 // "lut_conv"): on AVX2 two vectors (64 channels) x 3 pixels for up to 4 classes, x 1 for 8 (the
@@ -78,6 +87,7 @@ inline Var tile_output(Stage out, Var c, Var g, Var p, Var n, int lanes, int vec
 
 inline void schedule_lut_conv(LutConvSchedule& s, const std::string& schedule, const Target& target) {
     Var c = s.c, g = s.g, p = s.p, n = s.n;
+    if (s.table_vars.empty()) disable_slp_vectorizer();  // pairwise (the activation tables: not measured)
     for (Func t : s.tables) t.compute_root();
     for (Func f : s.per_pixel) f.compute_root();
     s.window.compute_root();
@@ -96,7 +106,7 @@ inline void schedule_lut_conv(LutConvSchedule& s, const std::string& schedule, c
             f.acc8.compute_at(f.acc16, f.r16[0]);
             continue;
         }
-        auto [fv, fp] = lut_fast_tile(target, f.classes);
+        auto [fv, fp] = f.pairwise ? lut_pairwise_tile(target) : lut_fast_tile(target, f.classes);
         if (s.tile_vectors > 0) fv = s.tile_vectors;
         if (s.tile_pixels > 0) fp = s.tile_pixels;
         check_channel_tile("lut_conv", fv, lanes * fv);
@@ -135,6 +145,12 @@ inline void schedule_lut_conv(LutConvSchedule& s, const std::string& schedule, c
     std::vector<VarOrRVar> order = {c, p};
     for (RVar r : s.reduction) order.push_back(r);
     upd.reorder(order).vectorize(c, lanes).unroll(c).unroll(p);
+
+    // Pairwise: the codes' words in vectors.
+    if (s.table_vars.empty() && !s.per_pixel.empty()) {
+        Func codes4 = s.per_pixel[0];
+        codes4.vectorize(codes4.args()[0], target.natural_vector_size<uint32_t>(), TailStrategy::GuardWithIf);
+    }
 
     // Activation tables: blocks in vectors (the four words unrolled, their stores interleaved),
     // rows in parallel; the channel sums as vector reductions.

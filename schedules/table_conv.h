@@ -12,11 +12,10 @@
 // naive: the algorithm's loops, one output at a time (the `scalar` target).
 #pragma once
 #include <algorithm>
-#include <cstdlib>
-#include <string>
 
 #include "Halide.h"
 #include "channel_tile.h"
+#include "llvm_options.h"
 
 namespace halibit {
 
@@ -71,18 +70,6 @@ inline int step_unroll(const Target& t, const TableConvClass& k, int bits, int r
     if (t.arch != Target::X86) return 4;
     if (t.has_feature(Target::AVX512)) return 16;
     return k.words > 1 || bits == 1 ? 16 : 8;
-}
-
-// LLVM's SLP vectorizer packs the unrolled pixels' table addresses into a vector and extracts
-// them one at a time at the head of every word's steps: a latency chain the lookups wait on
-// (1.03-1.13x without it, AVX2 and AVX-512). The option is read when LLVM is first set up, after
-// generate(), and applies to the whole generator run, which compiles this one kernel.
-inline void disable_slp_vectorizer() {
-    const char* set = std::getenv("HL_LLVM_ARGS");
-    std::string args = set ? set : "";
-    if (args.find("vectorize-slp") != std::string::npos) return;
-    args += std::string(args.empty() ? "" : " ") + "-vectorize-slp=false";
-    setenv("HL_LLVM_ARGS", args.c_str(), 1);
 }
 
 inline bool table_conv_is_scalar(const Target& t) { return t.arch == Target::X86 && !t.has_feature(Target::SSE41); }

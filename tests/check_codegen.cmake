@@ -28,6 +28,11 @@ else ()
         "halibit_lut_activation_table_int32|avx512_cannonlake|vpshufb"
         "halibit_lut_pairwise_int32|fma-avx2-no_runtime|vpshufb"
         "halibit_lut_activation_table_int32|fma-avx2-no_runtime|vpshufb"
+        # The pairwise kernel: each code broadcast by one load (lookup16_or_add) and the
+        # products summed in bytes.
+        "halibit_lut_pairwise_codes|fma-avx2-no_runtime|vpbroadcastd"
+        "halibit_lut_pairwise_codes|fma-avx2-no_runtime|vpaddusb"
+        "halibit_lut_pairwise_codes|avx512_cannonlake|vpaddusb"
         # The table kernels: vpshufb on ymm (AVX2) and zmm (AVX-512), the table broadcast once
         # per step and pixel, and the byte sums as saturating adds (lookup16_add).
         "halibit_table_conv_w1_codes|fma-avx2-no_runtime|vpshufb"

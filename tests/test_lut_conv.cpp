@@ -157,6 +157,15 @@ TEST_F(LutConv, WideLayersTakeTheGeneralAccumulator) {
             check_case({{1, 3, 3, cin, 9, 3, 1, 1, 1}, kTable, e, wb, 4, 8});
 }
 
+// The pairwise byte chunks (16, 4 or 1 input channels by the largest table entry) and, where a
+// kernel row's entries stop fitting uint16 (blocks x kw x largest entry > 65535), the general
+// accumulator: signed W2A2 (entries up to 9: 2416 channels fit, 2432 do not) and a codebook
+// with entries up to 252 (80 channels fit, 96 do not).
+TEST_F(LutConv, WidePairwiseLayersTakeTheGeneralAccumulator) {
+    for (int cin : {2416, 2432}) check_case({{1, 3, 3, cin, 9, 3, 1, 1, 1}, kPairwise, kSigned, 2, 2, 8});
+    for (int cin : {80, 96}) check_case({{1, 3, 3, cin, 9, 3, 1, 1, 1}, kPairwise, kSigned, 2, 2, 8, {-42, 42, 17, -3}});
+}
+
 // The shape the autoscheduler baseline is estimated for (bench/sweep.py's Li2018 row runs only
 // this test on it: its tiles assume the estimates); the tuned kernel passes it like any other.
 TEST(LutConvAutoscheduled, MatchesReferenceOnTheEstimatedShape) {

@@ -31,6 +31,15 @@ define weak_odr i8 @halibit_lookup16_add(i8 %acc, i8 %idx, i32 %w0, i32 %w1, i32
   ret i8 %r
 }
 
+; halibit_lookup16_or_add: acc + the lookup at w | a, saturating, where a32 holds the byte a in
+; each of its four bytes (so that a vector version broadcasts it with one load: vpbroadcastd).
+define weak_odr i8 @halibit_lookup16_or_add(i8 %acc, i8 %w, i32 %a32, i32 %w0, i32 %w1, i32 %w2, i32 %w3) nounwind readnone alwaysinline {
+  %a = trunc i32 %a32 to i8
+  %idx = or i8 %w, %a
+  %r = call i8 @halibit_lookup16_add(i8 %acc, i8 %idx, i32 %w0, i32 %w1, i32 %w2, i32 %w3)
+  ret i8 %r
+}
+
 declare <16 x i8> @llvm.x86.ssse3.pshuf.b.128(<16 x i8>, <16 x i8>)
 declare <32 x i8> @llvm.x86.avx2.pshuf.b(<32 x i8>, <32 x i8>)
 define weak_odr <16 x i8> @halibit_lookup16x16(<16 x i8> %idx, <16 x i32> %v0, <16 x i32> %v1, <16 x i32> %v2, <16 x i32> %v3) nounwind readnone alwaysinline {
@@ -53,6 +62,15 @@ define weak_odr <16 x i8> @halibit_lookup16_addx16(<16 x i8> %acc, <16 x i8> %id
   %r = call <16 x i8> @llvm.uadd.sat.v16i8(<16 x i8> %acc, <16 x i8> %l)
   ret <16 x i8> %r
 }
+define weak_odr <16 x i8> @halibit_lookup16_or_addx16(<16 x i8> %acc, <16 x i8> %w, <16 x i32> %va, <16 x i32> %v0, <16 x i32> %v1, <16 x i32> %v2, <16 x i32> %v3) nounwind readnone alwaysinline {
+  %a = extractelement <16 x i32> %va, i32 0
+  %a1 = insertelement <4 x i32> undef, i32 %a, i32 0
+  %aw = shufflevector <4 x i32> %a1, <4 x i32> undef, <4 x i32> zeroinitializer
+  %ab = bitcast <4 x i32> %aw to <16 x i8>
+  %idx = or <16 x i8> %w, %ab
+  %r = call <16 x i8> @halibit_lookup16_addx16(<16 x i8> %acc, <16 x i8> %idx, <16 x i32> %v0, <16 x i32> %v1, <16 x i32> %v2, <16 x i32> %v3)
+  ret <16 x i8> %r
+}
 define weak_odr <32 x i8> @halibit_lookup16x32(<32 x i8> %idx, <32 x i32> %v0, <32 x i32> %v1, <32 x i32> %v2, <32 x i32> %v3) nounwind readnone alwaysinline {
   %w0 = extractelement <32 x i32> %v0, i32 0
   %t0 = insertelement <4 x i32> undef, i32 %w0, i32 0
@@ -71,5 +89,14 @@ declare <32 x i8> @llvm.uadd.sat.v32i8(<32 x i8>, <32 x i8>)
 define weak_odr <32 x i8> @halibit_lookup16_addx32(<32 x i8> %acc, <32 x i8> %idx, <32 x i32> %v0, <32 x i32> %v1, <32 x i32> %v2, <32 x i32> %v3) nounwind readnone alwaysinline {
   %l = call <32 x i8> @halibit_lookup16x32(<32 x i8> %idx, <32 x i32> %v0, <32 x i32> %v1, <32 x i32> %v2, <32 x i32> %v3)
   %r = call <32 x i8> @llvm.uadd.sat.v32i8(<32 x i8> %acc, <32 x i8> %l)
+  ret <32 x i8> %r
+}
+define weak_odr <32 x i8> @halibit_lookup16_or_addx32(<32 x i8> %acc, <32 x i8> %w, <32 x i32> %va, <32 x i32> %v0, <32 x i32> %v1, <32 x i32> %v2, <32 x i32> %v3) nounwind readnone alwaysinline {
+  %a = extractelement <32 x i32> %va, i32 0
+  %a1 = insertelement <8 x i32> undef, i32 %a, i32 0
+  %aw = shufflevector <8 x i32> %a1, <8 x i32> undef, <8 x i32> zeroinitializer
+  %ab = bitcast <8 x i32> %aw to <32 x i8>
+  %idx = or <32 x i8> %w, %ab
+  %r = call <32 x i8> @halibit_lookup16_addx32(<32 x i8> %acc, <32 x i8> %idx, <32 x i32> %v0, <32 x i32> %v1, <32 x i32> %v2, <32 x i32> %v3)
   ret <32 x i8> %r
 }

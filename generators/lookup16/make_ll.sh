@@ -30,6 +30,15 @@ define weak_odr i8 @halibit_lookup16_add(i8 %acc, i8 %idx, i32 %w0, i32 %w1, i32
   %r = call i8 @llvm.uadd.sat.i8(i8 %acc, i8 %v)
   ret i8 %r
 }
+
+; halibit_lookup16_or_add: acc + the lookup at w | a, saturating, where a32 holds the byte a in
+; each of its four bytes (so that a vector version broadcasts it with one load: vpbroadcastd).
+define weak_odr i8 @halibit_lookup16_or_add(i8 %acc, i8 %w, i32 %a32, i32 %w0, i32 %w1, i32 %w2, i32 %w3) nounwind readnone alwaysinline {
+  %a = trunc i32 %a32 to i8
+  %idx = or i8 %w, %a
+  %r = call i8 @halibit_lookup16_add(i8 %acc, i8 %idx, i32 %w0, i32 %w1, i32 %w2, i32 %w3)
+  ret i8 %r
+}
 '
 x86_head='target datalayout = "e-m:e-p270:32:32-p271:32:32-p272:64:64-i64:64-f80:128-n8:16:32:64-S128"
 target triple = "x86_64-unknown-linux-gnu"
@@ -55,6 +64,16 @@ vec_fn() {
     echo "define weak_odr <$n x i8> @halibit_lookup16_addx$n(<$n x i8> %acc, <$n x i8> %idx, <$n x i32> %v0, <$n x i32> %v1, <$n x i32> %v2, <$n x i32> %v3) nounwind readnone alwaysinline {"
     echo "  %l = call <$n x i8> @halibit_lookup16x$n(<$n x i8> %idx, <$n x i32> %v0, <$n x i32> %v1, <$n x i32> %v2, <$n x i32> %v3)"
     echo "  %r = call <$n x i8> @llvm.uadd.sat.v${n}i8(<$n x i8> %acc, <$n x i8> %l)"
+    echo "  ret <$n x i8> %r"
+    echo "}"
+    local words=$((n / 4))
+    echo "define weak_odr <$n x i8> @halibit_lookup16_or_addx$n(<$n x i8> %acc, <$n x i8> %w, <$n x i32> %va, <$n x i32> %v0, <$n x i32> %v1, <$n x i32> %v2, <$n x i32> %v3) nounwind readnone alwaysinline {"
+    echo "  %a = extractelement <$n x i32> %va, i32 0"
+    echo "  %a1 = insertelement <$words x i32> undef, i32 %a, i32 0"
+    echo "  %aw = shufflevector <$words x i32> %a1, <$words x i32> undef, <$words x i32> zeroinitializer"
+    echo "  %ab = bitcast <$words x i32> %aw to <$n x i8>"
+    echo "  %idx = or <$n x i8> %w, %ab"
+    echo "  %r = call <$n x i8> @halibit_lookup16_addx$n(<$n x i8> %acc, <$n x i8> %idx, <$n x i32> %v0, <$n x i32> %v1, <$n x i32> %v2, <$n x i32> %v3)"
     echo "  ret <$n x i8> %r"
     echo "}"
 }

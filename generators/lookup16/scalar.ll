@@ -31,3 +31,12 @@ define weak_odr i8 @halibit_lookup16_add(i8 %acc, i8 %idx, i32 %w0, i32 %w1, i32
   ret i8 %r
 }
 
+; halibit_lookup16_or_add: acc + the lookup at w | a, saturating, where a32 holds the byte a in
+; each of its four bytes (so that a vector version broadcasts it with one load: vpbroadcastd).
+define weak_odr i8 @halibit_lookup16_or_add(i8 %acc, i8 %w, i32 %a32, i32 %w0, i32 %w1, i32 %w2, i32 %w3) nounwind readnone alwaysinline {
+  %a = trunc i32 %a32 to i8
+  %idx = or i8 %w, %a
+  %r = call i8 @halibit_lookup16_add(i8 %acc, i8 %idx, i32 %w0, i32 %w1, i32 %w2, i32 %w3)
+  ret i8 %r
+}
+

@@ -15,10 +15,11 @@ int padded_out_channels(const LutWeights& w) { return halibit::padded_out_channe
 // (k, b) extents: pairwise (1, input channels), activation_table (planes, blocks of 4 channels).
 int planes(const LutWeights& w) { return w.algorithm == LutAlgorithm::pairwise ? 1 : w.bits; }
 // activation_table blocks are padded with zero nibbles to a multiple of the kernel's byte
-// accumulator chunk (kLutChunk in schedules/lut_conv.h).
-constexpr int kLutChunk = 4;
+// accumulator chunk (kLutChunk in schedules/lut_conv.h); pairwise input channels with index 0
+// to a multiple of its longest chunk (16 channels).
+constexpr int kLutChunk = 4, kPairwiseChunk = 16;
 int blocks(const LutWeights& w) {
-    if (w.algorithm == LutAlgorithm::pairwise) return w.in_channels_per_group;
+    if (w.algorithm == LutAlgorithm::pairwise) return (w.in_channels_per_group + kPairwiseChunk - 1) / kPairwiseChunk * kPairwiseChunk;
     return ((w.in_channels_per_group + 3) / 4 + kLutChunk - 1) / kLutChunk * kLutChunk;
 }
 size_t data_size(const LutWeights& w) {
@@ -81,12 +82,25 @@ void run(Kernel k, const uint8_t* codes, const ActivationShape& s, int act_bits,
                                                  {w.kernel_h, cp * kp * bl * w.kernel_w},
                                                  {w.groups, cp * kp * bl * w.kernel_w * w.kernel_h}});
     auto levels = view<int32_t>(w.levels.data(), {{int(w.levels.size()), 1}});
-    // A kernel row's table sums fit uint16 (the byte-accumulator kernels): entries are sums of 4
-    // activation digits (<= 15 each).
-    const int64_t largest_entry = 4 * std::min(15, (1 << act_bits) - 1);
-    const bool sums_fit_16 = int64_t(bl) * w.kernel_w * largest_entry <= 65535;
-    const int classes = kp * ((act_bits + 3) / 4);
-    int32_t fast_classes = sums_fit_16 && (classes == 1 || classes == 2 || classes == 4 || classes == 8) ? classes : 0;
+    int32_t fast_classes = 0;
+    if (w.algorithm == LutAlgorithm::pairwise) {
+        // The product table's entries are levels[w] * a less the smallest such product (the
+        // kernel's `lo`); a byte sums 16 of them while they stay below 16, 4 below 64, else 1,
+        // and a kernel row's sum must fit uint16.
+        const int64_t amax = (1 << act_bits) - 1;
+        int64_t lo = 0, hi = 0;
+        for (int32_t level : w.levels) lo = std::min(lo, level * amax), hi = std::max(hi, level * amax);
+        const int64_t largest_entry = hi - lo;
+        const int steps = largest_entry < 16 ? 16 : largest_entry < 64 ? 4 : 1;
+        if (int64_t(bl) * w.kernel_w * largest_entry <= 65535) fast_classes = steps;
+    } else {
+        // A kernel row's table sums fit uint16 (the byte-accumulator kernels): entries are sums
+        // of 4 activation digits (<= 15 each).
+        const int64_t largest_entry = 4 * std::min(15, (1 << act_bits) - 1);
+        const bool sums_fit_16 = int64_t(bl) * w.kernel_w * largest_entry <= 65535;
+        const int classes = kp * ((act_bits + 3) / 4);
+        if (sums_fit_16 && (classes == 1 || classes == 2 || classes == 4 || classes == 8)) fast_classes = classes;
+    }
     int32_t bits = act_bits, offset = w.activation_offset, stride = geo.stride, pad = geo.pad, shift = rq.shift,
             out_bits = rq.out_bits;
     auto multiplier = multiplier_view(rq);
@@ -120,7 +134,8 @@ LutWeights prepare_lut_weights(LutAlgorithm algorithm, const int8_t* ohwi, int o
                         " is not a " + std::to_string(bits) + "-bit " + encoding_name(e) + " weight");
 
     if (algorithm == LutAlgorithm::pairwise) {
-        // Index = the weight's bit pattern; levels[index] = its value.
+        // Index = the weight's bit pattern, stored << 2 (the kernel ORs the code in); levels[index]
+        // = its value.
         w.levels.assign(4, 0);
         for (int v = encoding_min(e, bits); v <= encoding_max(e, bits); v++)
             if (encoding_contains(e, bits, v)) w.levels[encode_weight(e, bits, v)] = v;
@@ -129,7 +144,7 @@ LutWeights prepare_lut_weights(LutAlgorithm algorithm, const int8_t* ohwi, int o
                 for (int kx = 0; kx < kernel_w; kx++)
                     for (int ci = 0; ci < cin_per_group; ci++) {
                         const int8_t v = ohwi[((size_t(o) * kernel_h + ky) * kernel_w + kx) * cin_per_group + ci];
-                        w.data[data_index(w, o / cog, ky, kx, ci, 0, o % cog)] = uint8_t(encode_weight(e, bits, v));
+                        w.data[data_index(w, o / cog, ky, kx, ci, 0, o % cog)] = uint8_t(encode_weight(e, bits, v) << 2);
                     }
         return w;
     }
@@ -178,7 +193,7 @@ LutWeights prepare_lut_codebook_weights(const uint8_t* indices_ohwi, int out_cha
                     if (indices_ohwi[i] >= levels.size())
                         throw Error("lut_conv codebook: index " + std::to_string(indices_ohwi[i]) + " at " +
                                     std::to_string(i) + " is not below the " + std::to_string(levels.size()) + " levels");
-                    w.data[data_index(w, o / cog, ky, kx, ci, 0, o % cog)] = indices_ohwi[i];
+                    w.data[data_index(w, o / cog, ky, kx, ci, 0, o % cog)] = uint8_t(indices_ohwi[i] << 2);
                 }
     return w;
 }
