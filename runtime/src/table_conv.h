@@ -1,5 +1,5 @@
 // The runtime side of the table-lookup convolutions (generators/table_conv_generator.cpp): which
-// convolutions they take, and where they write.
+// convolutions they take.
 #pragma once
 #include <cstdint>
 
