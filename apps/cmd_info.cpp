@@ -29,7 +29,7 @@ int cmd_info(const InfoOptions& o) {
     std::ostream& out = std::cout;
 
     out << "model:  " << m.name() << "\n";
-    out << "file:   " << m.file() << " (" << m.file_bytes() << " bytes)\n";
+    out << "file:   " << m.file() << " (" << m.file_bytes() << " bytes, format version " << m.format_version() << ")\n";
     out << "input:  " << tensor_line(m.input()) << ", color " << m.color();
     if (!m.mean().empty()) out << ", mean " << doubles(m.mean());
     if (!m.std().empty()) out << ", std " << doubles(m.std());
@@ -84,10 +84,16 @@ int cmd_info(const InfoOptions& o) {
         if (l.op == Op::add && l.inputs.size() > 1) act += "+" + bits_of(m.tensor(l.inputs[1]));
         act += "->" + bits_of(res);
         if (l.op == Op::conv) {
-            const int64_t n = m.stored(l.weights).elements();
+            const int64_t n = int64_t(res.c) * l.kernel_h * l.kernel_w * (in.c / l.groups);
             params += n;
             packed_bits += n * l.weight_bits;
-            row.push_back(std::string(encoding_name(l.encoding)) + " w" + std::to_string(l.weight_bits));
+            std::string weights = std::string(encoding_name(l.encoding)) + " w" + std::to_string(l.weight_bits);
+            if (l.encoding == WeightEncoding::codebook) {
+                weights += " {";
+                for (size_t i = 0; i < l.levels.size(); i++) weights += (i ? "," : "") + std::to_string(l.levels[i]);
+                weights += "}";
+            }
+            row.push_back(weights);
             row.push_back(act);
             row.push_back(std::to_string(n));
         } else {

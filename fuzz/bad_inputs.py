@@ -79,7 +79,7 @@ def model_cases():
         ("plain safetensors file (no __metadata__.halibit)",
          join({}, "", b"", raw_header=json.dumps({k: v for k, v in h0.items() if k != "__metadata__"}).encode()) + bytes(d0)),
         ("graph is not JSON", join(h0, "{not json", d0)),
-        ("format_version 2", edit(lambda h, g, d: g.update(format_version=2))),
+        ("format_version 3", edit(lambda h, g, d: g.update(format_version=3))),
         ("stored tensor dtype F32", edit(lambda h, g, d: h[first].update(dtype="F32"))),
         ("stored tensor shape [65536, 65536, 65536]", edit(lambda h, g, d: h[first].update(shape=[65536] * 3))),
         ("data_offsets past the end of the file", edit(lambda h, g, d: h[first].update(data_offsets=[0, 10 ** 12]))),
@@ -99,7 +99,12 @@ def model_cases():
         ("conv output shape does not match", edit(lambda h, g, d: layer(g, "c2").update(stride=1))),
         ("weights tensor missing", edit(lambda h, g, d: layer(g, "c2")["weights"].update(tensor="nope"))),
         ("weights tensor has the wrong shape", edit(lambda h, g, d: layer(g, "c2")["weights"].update(tensor="c1.weight"))),
-        ("weight 7 in a 2-bit 'odd' layer", edit(lambda h, g, d: fill(h, d, "c3.weight", "b", 7))),
+        ("packed weights with bits set past the last field",
+         edit(lambda h, g, d: fill(h, d, "c4.weight", "B", 255))),
+        ("packed weights of version 1's int8 layout", edit(lambda h, g, d: h["c1.weight"].update(dtype="I8", shape=[4, 3, 3, 3]))),
+        ("codebook of 3 levels for 2-bit indices", edit(lambda h, g, d: layer(g, "c7")["weights"].update(levels=[1, 2, 3]))),
+        ("codebook level 200", edit(lambda h, g, d: layer(g, "c7")["weights"].update(levels=[1, 2, 3, 200]))),
+        ("format_version 1 over packed weights", edit(lambda h, g, d: g.update(format_version=1))),
         ("3-bit 'binary' weights", edit(lambda h, g, d: layer(g, "c4")["weights"].update(bits=3))),
         ("groups 4 do not divide 3 channels", edit(lambda h, g, d: layer(g, "c1").update(groups=4))),
         ("kernel 16", edit(lambda h, g, d: layer(g, "c1").update(kernel=[16, 16]))),
@@ -119,7 +124,7 @@ def accumulator_model():
     sys.path.insert(0, str(HERE.parent / "python"))
     from halibit.modelfile import write_model  # noqa: E402
     c = 70000
-    graph = {"format_version": 1, "name": "acc", "input": {"tensor": "image", "color": "gray", "mean": [0], "std": [1]},
+    graph = {"name": "acc", "input": {"tensor": "image", "color": "gray", "mean": [0], "std": [1]},
              "output": {"tensor": "logits", "scale": 1.0}, "labels": [],
              "tensors": {"image": {"shape": [1, 1, 1], "type": "codes", "bits": 8},
                          "wide": {"shape": [1, 1, c], "type": "codes", "bits": 8},
@@ -140,7 +145,7 @@ def pool_model():
     """An otherwise valid model whose global_avg_pool sum * multiplier can leave int64."""
     sys.path.insert(0, str(HERE.parent / "python"))
     from halibit.modelfile import write_model  # noqa: E402
-    graph = {"format_version": 1, "name": "pool", "input": {"tensor": "image", "color": "gray", "mean": [0], "std": [1]},
+    graph = {"name": "pool", "input": {"tensor": "image", "color": "gray", "mean": [0], "std": [1]},
              "output": {"tensor": "logits", "scale": 1.0}, "labels": [],
              "tensors": {"image": {"shape": [4096, 4096, 1], "type": "codes", "bits": 8},
                          "pooled": {"shape": [1, 1, 1], "type": "codes", "bits": 8},

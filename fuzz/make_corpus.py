@@ -4,8 +4,8 @@
     /usr/bin/python3 fuzz/make_corpus.py [fuzz/corpus]
 
 model: tiny models built with halibit.networks.Builder (every op, encoding and bit width the
-loader knows; a few hundred bytes to a few KB, so the fuzzer runs fast) and one synthetic
-small_resnet (the Fashion-MNIST shape). image: JPEG (baseline, progressive, gray, 4:2:0,
+loader knows, format version 2 and one version 1 file; a few hundred bytes to a few KB, so the
+fuzzer runs fast) and one synthetic small_resnet (the Fashion-MNIST shape). image: JPEG (baseline, progressive, gray, 4:2:0,
 restart markers) and PNG (gray, RGB, RGBA, palette, 16-bit, 1-bit, interlaced). idx: the MNIST
 layout, plain and gzip. npy: every dtype the reader accepts, format versions 1.0 to 3.0.
 Deterministic: the same files every run (gzip without a time stamp).
@@ -37,6 +37,7 @@ def models(out: Path):
     z = b.conv("c5", x, 6, 1, 1, 0, encoding="odd", wbits=1, out_bits=None)
     x = b.add("res2", y, z, 1)
     x = b.conv("c6", x, 8, 2, 2, 1, encoding="signed", wbits=2, out_bits=5)
+    x = b.conv("c7", x, 8, 1, 1, 0, encoding="codebook", wbits=2, out_bits=2, levels=[-9, -2, 3, 11])
     b.classifier(x, 3)
     write_model(out / "tiny_every_op.halibit", *b.finish())
 
@@ -53,7 +54,9 @@ def models(out: Path):
     b = Builder("tiny", [4, 4, 1], "gray", [0.0], [1.0], ["a", "b"], 2, calib_images=2)
     x = b.conv("conv", "image", 3, 3, 1, 0, encoding="signed", wbits=2, out_bits=2)
     b.classifier(x, 2)
-    write_model(out / "tiny_4x4.halibit", *b.finish())
+    graph, tensors = b.finish()
+    write_model(out / "tiny_4x4.halibit", graph, tensors)
+    write_model(out / "tiny_4x4_v1.halibit", graph, tensors, version=1)  # int8 weights
 
     # 4-bit odd weights, 3-bit codes, 7x7 and 1x7 kernels, stride 2, depthwise groups.
     b = Builder("tiny-odd", [9, 9, 3], "rgb", [0.5] * 3, [0.25] * 3, [], 3, calib_images=2)

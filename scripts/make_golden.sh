@@ -19,6 +19,6 @@ make_one() {  # name net precision [batch]
     echo "golden: $1"
 }
 
-for p in w1a1 w2a2 w4a4 w8a8 mixed; do make_one "small_resnet_$p" small_resnet "$p"; done
+for p in w1a1 w2a2 w2a2codebook w4a4 w8a8 mixed; do make_one "small_resnet_$p" small_resnet "$p"; done
 make_one resnet18_w2a2 resnet18 w2a2 1
 make_one resnet18_w1a1 resnet18 w1a1 1

@@ -19,12 +19,14 @@ train() {  # name, arguments...
         | tee "$logs/$name.log"
 }
 
-for STEP in ${@:-fp32 w8a8 w4a4 w2a2 w1a1 palquant hawq}; do
+for STEP in ${@:-fp32 w8a8 w4a4 w2a2 w2a2-codebook w1a1 palquant hawq}; do
     case $STEP in
     fp32) train fp32 --precision fp32 --epochs 15 --lr 0.1 --save $out/fashion-fp32.pt ;;
     w8a8) train w8a8 --precision w8a8 --init $out/fashion-fp32.pt --epochs 1 --lr 0.005 -o $out/fashion-w8a8.halibit ;;
     w4a4) train w4a4 --precision w4a4 --init $out/fashion-fp32.pt --epochs 1 --lr 0.01 -o $out/fashion-w4a4.halibit ;;
     w2a2) train w2a2 --precision w2a2 --init $out/fashion-fp32.pt --epochs 2 --lr 0.02 -o $out/fashion-w2a2.halibit ;;
+    w2a2-codebook) train w2a2-codebook --precision w2a2codebook --init $out/fashion-fp32.pt --epochs 2 --lr 0.02 \
+                       -o $out/fashion-w2a2-codebook.halibit ;;
     w1a1) train w1a1 --precision w1a1 --init $out/fashion-fp32.pt --epochs 3 --lr 0.05 -o $out/fashion-w1a1.halibit ;;
     palquant) train palquant --precision w2a2 --groups 2 --init $out/fashion-fp32.pt --epochs 3 --lr 0.02 \
                   -o $out/fashion-palquant-w2a2-g2.halibit ;;
@@ -35,6 +37,6 @@ for STEP in ${@:-fp32 w8a8 w4a4 w2a2 w1a1 palquant hawq}; do
         plan=$(/usr/bin/python3 -c "import json; print(json.load(open('$out/fashion-hawq-mixed.plan.json'))['plan'])")
         train hawq --precision "$plan" --init $out/fashion-fp32.pt --epochs 1 --lr 0.01 -o $out/fashion-hawq-mixed.halibit
         ;;
-    *) echo "train_models.sh: unknown step '$STEP' (fp32 w8a8 w4a4 w2a2 w1a1 palquant hawq)" >&2; exit 2 ;;
+    *) echo "train_models.sh: unknown step '$STEP' (fp32 w8a8 w4a4 w2a2 w2a2-codebook w1a1 palquant hawq)" >&2; exit 2 ;;
     esac
 done

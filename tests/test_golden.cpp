@@ -45,6 +45,18 @@ TEST(GoldenSet, IsPresent) {
                                           << std::getenv("HALIBIT_GOLDEN_DIR");
 }
 
+// Compact model files: ResNet-18 (8-bit stem and fc) with bit-packed weights.
+TEST(GoldenSet, ResNet18FilesAreCompact) {
+    const char* root = std::getenv("HALIBIT_GOLDEN_DIR");  // the whole set, whatever HALIBIT_GOLDEN_ONLY runs
+    ASSERT_NE(root, nullptr) << "HALIBIT_GOLDEN_DIR is not set";
+    for (const auto& [name, limit] : {std::pair<const char*, uintmax_t>{"resnet18_w1a1", 2'200'000}, {"resnet18_w2a2", 3'600'000}}) {
+        const fs::path file = fs::path(root) / name / "model.halibit";
+        ASSERT_TRUE(fs::exists(file)) << file;
+        EXPECT_LE(fs::file_size(file), limit) << file;
+        EXPECT_EQ(Model::load(file.string())->format_version(), 2) << file;
+    }
+}
+
 TEST_P(Golden, LogitsEqualSimulator) {
     const Isa isa = test_isa();
     if (!isa_available(isa)) GTEST_SKIP() << "this CPU (or build) has no " << isa_name(isa);

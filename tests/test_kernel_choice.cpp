@@ -65,3 +65,26 @@ TEST(KernelChoice, LutRunsWhereItApplies) {
         EXPECT_NE(pick(KernelChoice::automatic, s, 4, 8, isa, kResNetLayer), ConvAlgorithm::lut);
     }
 }
+
+// Codebook layers: the pairwise table under auto and lut where its byte products hold the levels
+// (|level| x the largest code inside int8), conv_u8 otherwise.
+TEST(KernelChoice, CodebookLayersRunThePairwiseTable) {
+    const WeightEncoding cb = WeightEncoding::codebook;
+    auto pick_cb = [&](KernelChoice k, int w, int a, int lo, int hi, bool zero_padding = true) {
+        ConvChoiceInput c{cb, w, a, zero_padding, Isa::avx2, kResNetLayer, 64, 64 * 9};
+        c.min_weight = lo;
+        c.max_weight = hi;
+        return choose_conv_algorithm(k, c);
+    };
+    for (KernelChoice k : {KernelChoice::automatic, KernelChoice::lut}) {
+        EXPECT_EQ(pick_cb(k, 2, 2, -42, 42), ConvAlgorithm::pairwise);
+        EXPECT_EQ(pick_cb(k, 2, 2, -42, 43), ConvAlgorithm::u8);   // 43 x 3 = 129
+        EXPECT_EQ(pick_cb(k, 2, 2, -43, 40), ConvAlgorithm::u8);   // -129
+        EXPECT_EQ(pick_cb(k, 1, 1, -128, 127), ConvAlgorithm::pairwise);
+        EXPECT_EQ(pick_cb(k, 2, 3, -18, 18), ConvAlgorithm::u8);   // the table takes A <= 2
+        EXPECT_EQ(pick_cb(k, 3, 2, -5, 5), ConvAlgorithm::u8);     // and 4 levels
+        EXPECT_EQ(pick_cb(k, 2, 2, -5, 5, false), ConvAlgorithm::u8);  // pad values
+    }
+    EXPECT_EQ(pick_cb(KernelChoice::u8, 2, 2, -5, 5), ConvAlgorithm::u8);
+    EXPECT_EQ(pick_cb(KernelChoice::bitserial, 2, 2, -5, 5), ConvAlgorithm::u8);  // no bit planes
+}

@@ -4,6 +4,7 @@
 
 #include <cstring>
 #include <functional>
+#include <tuple>
 
 #include <nlohmann/json.hpp>
 
@@ -73,6 +74,41 @@ ModelBytes valid_model() {
           {{"name", "fc"}, {"op", "conv"}, {"inputs", {"t2"}}, {"output", "logits"}, {"kernel", {1, 1}}, {"stride", 1},
            {"pad", 0}, {"weights", {{"tensor", "fc.weight"}, {"encoding", "signed"}, {"bits", 4}}}}}}};
     return m;
+}
+
+// Version 2 of the same model: weights bit-packed (packed here independently of the loader:
+// field i at bits [i * bits, (i + 1) * bits) of the bytes as one little-endian number).
+std::vector<uint8_t> pack_fields(const std::vector<uint32_t>& fields, int bits) {
+    std::vector<uint8_t> out((fields.size() * bits + 7) / 8, 0);
+    for (size_t i = 0; i < fields.size(); i++)
+        for (int b = 0; b < bits; b++)
+            if ((fields[i] >> b) & 1) out[(i * bits + b) / 8] |= uint8_t(1 << ((i * bits + b) % 8));
+    return out;
+}
+
+void set_packed(ModelBytes& m, const std::string& name, const std::vector<uint32_t>& fields, int bits) {
+    const std::vector<uint8_t> p = pack_fields(fields, bits);
+    m.header.erase(name);
+    m.add_tensor(name, "U8", {int64_t(p.size())}, p.data(), p.size());
+}
+
+// conv: the 2-bit signed values -2..1 cycle as fields 2, 3, 0, 1; fc: 4-bit two's complement.
+ModelBytes valid_model_v2() {
+    ModelBytes m = valid_model();
+    m.graph["format_version"] = 2;
+    std::vector<uint32_t> conv(27), fc;
+    for (size_t i = 0; i < conv.size(); i++) conv[i] = uint32_t((int(i % 4) - 2) & 3);
+    for (int v : {1, -2, 3, -4, 5, -6}) fc.push_back(uint32_t(v & 15));
+    set_packed(m, "conv.weight", conv, 2);
+    set_packed(m, "fc.weight", fc, 4);
+    return m;
+}
+
+std::vector<int32_t> run_tiny(const std::vector<uint8_t>& bytes) {
+    std::vector<uint8_t> image(16);
+    for (size_t i = 0; i < image.size(); i++) image[i] = uint8_t(17 * i + 3);
+    Session session(Model::from_bytes(bytes, "tiny.halibit"));
+    return session.run(image.data(), 1);
 }
 
 // Expects load to throw a halibit::Error whose message contains every piece of `parts`.
@@ -233,9 +269,153 @@ TEST(ModelFile, ShapeProductOverflow) {
 }
 
 TEST(ModelFile, UnsupportedVersion) {
-    ModelBytes m = valid_model();
-    m.graph["format_version"] = 2;
-    expect_error(m.bytes(), {"format_version", "2 is not supported"});
+    for (int v : {0, 3}) {
+        ModelBytes m = valid_model();
+        m.graph["format_version"] = v;
+        expect_error(m.bytes(), {"format_version", std::to_string(v) + " is not supported"});
+    }
+}
+
+TEST(ModelFile, PackedWeightsGiveTheVersion1Values) {
+    const ModelBytes v2 = valid_model_v2();
+    auto model = Model::from_bytes(v2.bytes(), "tiny.halibit");
+    EXPECT_EQ(model->format_version(), 2);
+    const int8_t* conv = model->weight_values(model->layers()[0]);
+    for (int i = 0; i < 27; i++) EXPECT_EQ(conv[i], i % 4 - 2) << i;
+    const int8_t* fc = model->weight_values(model->layers()[2]);
+    EXPECT_EQ(std::vector<int>(fc, fc + 6), std::vector<int>({1, -2, 3, -4, 5, -6}));
+    EXPECT_EQ(run_tiny(v2.bytes()), run_tiny(valid_model().bytes()));
+    // binary (field 1 = -1) and odd ((w + 2^b - 1) / 2) fields.
+    ModelBytes b = valid_model_v2();
+    b.graph["layers"][0]["weights"] = {{"tensor", "conv.weight"}, {"encoding", "binary"}, {"bits", 1}};
+    std::vector<uint32_t> bits(27);
+    for (size_t i = 0; i < 27; i++) bits[i] = i % 3 == 0;
+    set_packed(b, "conv.weight", bits, 1);
+    ModelBytes o = valid_model_v2();
+    o.graph["layers"][0]["weights"] = {{"tensor", "conv.weight"}, {"encoding", "odd"}, {"bits", 3}};
+    std::vector<uint32_t> odd(27);
+    for (size_t i = 0; i < 27; i++) odd[i] = uint32_t(i % 8);
+    set_packed(o, "conv.weight", odd, 3);  // 3-bit fields straddle bytes
+    auto mb = Model::from_bytes(b.bytes(), "b.halibit");
+    auto mo = Model::from_bytes(o.bytes(), "o.halibit");
+    for (int i = 0; i < 27; i++) {
+        EXPECT_EQ(mb->weight_values(mb->layers()[0])[i], i % 3 == 0 ? -1 : 1) << i;
+        EXPECT_EQ(mo->weight_values(mo->layers()[0])[i], 2 * (i % 8) - 7) << i;
+    }
+}
+
+// Codebook layers compute what the same values as plain 8-bit weights compute, on every kernel
+// choice: the fc (reading 2-bit codes, levels inside the int8 products) runs the pairwise table
+// under auto and lut, the conv (reading the 8-bit image) conv_u8.
+TEST(ModelFile, CodebookWeightsRunTheirLevels) {
+    const std::vector<int> levels = {-7, -1, 2, 9};
+    ModelBytes cb = valid_model_v2();
+    ModelBytes plain = valid_model();  // version 1, the same values as signed 8-bit weights
+    cb.graph["tensors"]["t2"]["bits"] = 2;
+    plain.graph["tensors"]["t2"]["bits"] = 2;
+    std::vector<int8_t> all_values;
+    for (const auto& [layer, name, count] : {std::tuple<int, std::string, int>{0, "conv", 27}, {2, "fc", 6}}) {
+        cb.graph["layers"][layer]["weights"] = {
+            {"tensor", name + ".weight"}, {"encoding", "codebook"}, {"bits", 2}, {"levels", levels}};
+        std::vector<uint32_t> index(static_cast<size_t>(count));
+        std::vector<int8_t> values(static_cast<size_t>(count));
+        for (size_t i = 0; i < index.size(); i++) {
+            index[i] = uint32_t((i * 7 + 1) % 4);
+            values[i] = int8_t(levels[index[i]]);
+        }
+        set_packed(cb, name + ".weight", index, 2);
+        plain.graph["layers"][layer]["weights"] = {{"tensor", name + ".weight"}, {"encoding", "signed"}, {"bits", 8}};
+        plain.header.erase(name + ".weight");
+        plain.add_tensor(name + ".weight", "I8", layer ? std::vector<int64_t>{2, 1, 1, 3} : std::vector<int64_t>{3, 3, 3, 1},
+                         values.data(), values.size());
+        all_values.insert(all_values.end(), values.begin(), values.end());
+    }
+    auto model = Model::from_bytes(cb.bytes(), "cb.halibit");
+    EXPECT_EQ(model->layers()[0].levels, levels);
+    const int8_t* conv = model->weight_values(model->layers()[0]);
+    const int8_t* fc = model->weight_values(model->layers()[2]);
+    EXPECT_EQ(std::vector<int8_t>(conv, conv + 27), std::vector<int8_t>(all_values.begin(), all_values.begin() + 27));
+    EXPECT_EQ(std::vector<int8_t>(fc, fc + 6), std::vector<int8_t>(all_values.begin() + 27, all_values.end()));
+    std::vector<uint8_t> image(16);
+    for (size_t i = 0; i < image.size(); i++) image[i] = uint8_t(29 * i + 5);
+    Session reference(Model::from_bytes(plain.bytes(), "plain.halibit"));
+    const auto want = reference.run(image.data(), 1);
+    for (KernelChoice k : {KernelChoice::automatic, KernelChoice::lut, KernelChoice::u8, KernelChoice::bitserial}) {
+        SessionOptions o;
+        o.kernels = k;
+        Session s(model, o);
+        EXPECT_EQ(s.run(image.data(), 1), want) << int(k);
+        const bool pairwise = k == KernelChoice::automatic || k == KernelChoice::lut;
+        EXPECT_EQ(s.profile()[2].kernel, pairwise ? "lut_conv pairwise w2a2 codebook" : "conv_u8 w2a2") << int(k);
+        EXPECT_EQ(s.profile()[0].kernel, "conv_u8 w2a8") << int(k);
+    }
+}
+
+// tests/data holds a version 1 file written by the previous release; fuzz/corpus the same network
+// written now (version 2, the same seed): the same weights, the same logits, a third of the bytes.
+TEST(ModelFile, Version1FilesStillLoadAndComputeTheSame) {
+    auto v1 = Model::load(HALIBIT_V1_MODEL);
+    auto v2 = Model::load(HALIBIT_V2_MODEL);
+    EXPECT_EQ(v1->format_version(), 1);
+    EXPECT_EQ(v2->format_version(), 2);
+    EXPECT_LT(v2->file_bytes() * 5, v1->file_bytes() * 2);
+    ASSERT_EQ(v1->layers().size(), v2->layers().size());
+    for (size_t i = 0; i < v1->layers().size(); i++) {
+        const Layer& a = v1->layers()[i];
+        if (a.op != Op::conv) continue;
+        const int64_t n = int64_t(v1->tensor(a.output).c) * a.kernel_h * a.kernel_w * (v1->tensor(a.inputs[0]).c / a.groups);
+        const int8_t* wa = v1->weight_values(a);
+        const int8_t* wb = v2->weight_values(v2->layers()[i]);
+        EXPECT_EQ(std::vector<int8_t>(wa, wa + n), std::vector<int8_t>(wb, wb + n)) << a.name;
+    }
+    const int batch = 3;
+    std::vector<uint8_t> images(size_t(batch) * v1->input().elements());
+    for (size_t i = 0; i < images.size(); i++) images[i] = uint8_t((i * 2654435761u) >> 24);
+    Session s1(v1), s2(v2);
+    EXPECT_EQ(s1.run(images.data(), batch), s2.run(images.data(), batch));
+}
+
+TEST(ModelFile, MalformedPackedWeights) {
+    ModelBytes dtype = valid_model_v2();  // version 2 with version 1's int8 weights
+    const std::vector<int8_t> w(27, 1);
+    dtype.header.erase("conv.weight");
+    dtype.add_tensor("conv.weight", "I8", {3, 3, 3, 1}, w.data(), w.size());
+    expect_error(dtype.bytes(), {"layer 'conv'", "weights.tensor", "dtype I8, expected U8"});
+    ModelBytes size = valid_model_v2();  // 27 2-bit fields take 7 bytes, not 8
+    set_packed(size, "conv.weight", std::vector<uint32_t>(32, 1), 2);
+    expect_error(size.bytes(), {"layer 'conv'", "weights.tensor", "shape [8], expected [7]"});
+    ModelBytes tail = valid_model_v2();  // a bit set past the 27 fields (bit 54 of 56)
+    std::vector<uint32_t> fields(28, 0);
+    fields[27] = 1;
+    set_packed(tail, "conv.weight", fields, 2);
+    expect_error(tail.bytes(), {"layer 'conv'", "weights.tensor", "bits set past its 27 fields of 2 bits"});
+}
+
+TEST(ModelFile, MalformedCodebooks) {
+    auto with = [](Json weights, int version = 2) {
+        ModelBytes m = valid_model_v2();
+        m.graph["format_version"] = version;
+        m.graph["layers"][0]["weights"] = weights;
+        return m.bytes();
+    };
+    const Json base = {{"tensor", "conv.weight"}, {"encoding", "codebook"}, {"bits", 2}};
+    Json missing = base;
+    expect_error(with(missing), {"layer 'conv'", "weights.levels", "is missing"});
+    Json three = base;
+    three["levels"] = {1, 2, 3};
+    expect_error(with(three), {"layer 'conv'", "weights.levels", "must list 4 integers"});
+    Json wide = base;
+    wide["levels"] = {1, 2, 3, 128};
+    expect_error(with(wide), {"layer 'conv'", "weights.levels", "128 is out of range (-128..127)"});
+    Json five = base;
+    five["bits"] = 5;
+    five["levels"] = Json::array();
+    expect_error(with(five), {"layer 'conv'", "weights.bits", "5 is not supported for encoding 'codebook'"});
+    Json v1 = base;
+    v1["levels"] = {1, 2, 3, 4};
+    expect_error(with(v1, 1), {"layer 'conv'", "weights.encoding", "codebook weights need format version 2"});
+    Json signed_levels = {{"tensor", "conv.weight"}, {"encoding", "signed"}, {"bits", 2}, {"levels", {1, 2, 3, 4}}};
+    expect_error(with(signed_levels), {"layer 'conv'", "weights.levels", "only for codebook weights"});
 }
 
 TEST(ModelFile, WrongJsonTypes) {

@@ -1,8 +1,13 @@
-"""Reading, writing and validating halibit model files (docs/model-format.md, version 1).
+"""Reading, writing and validating halibit model files (docs/model-format.md, versions 1 and 2).
 
 A model file is a safetensors container: an 8-byte little-endian header length N, N bytes of
 UTF-8 JSON (padded with spaces so that N is a multiple of 8), then the raw little-endian data
 of every stored tensor. The graph is a JSON string under ``__metadata__["halibit"]``.
+
+In memory (what ``read_model`` returns and ``write_model`` takes) a convolution's weights are
+always int8 values [Cout, KH, KW, Cin / groups], codebook weights the levels their indices
+select. Version 2 files store them bit-packed at their bit width (``pack_weights``,
+``unpack_weights``: the one place that packs and unpacks); version 1 files as int8 values.
 
 ``validate(graph, tensors)`` checks everything the format document says (field ranges, shapes,
 topological order, weight values inside their encoding, int32 accumulators and int64
@@ -19,14 +24,15 @@ import struct
 
 import numpy as np
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # what write_model writes
+FORMAT_VERSIONS = (1, 2)  # what read_model reads
 
 # safetensors dtype name -> little-endian numpy dtype (the dtypes docs/model-format.md uses)
-DTYPES = {"I8": np.dtype("<i1"), "I32": np.dtype("<i4"), "I64": np.dtype("<i8")}
-_DTYPE_NAME = {np.dtype(np.int8): "I8", np.dtype(np.int32): "I32", np.dtype(np.int64): "I64"}
+DTYPES = {"I8": np.dtype("<i1"), "U8": np.dtype("<u1"), "I32": np.dtype("<i4"), "I64": np.dtype("<i8")}
+_DTYPE_NAME = {np.dtype(np.int8): "I8", np.dtype(np.uint8): "U8", np.dtype(np.int32): "I32", np.dtype(np.int64): "I64"}
 
 # encoding -> (min bits, max bits)
-ENCODINGS = {"binary": (1, 1), "signed": (2, 8), "odd": (1, 4)}
+ENCODINGS = {"binary": (1, 1), "signed": (2, 8), "odd": (1, 4), "codebook": (1, 4)}
 OPS = ("conv", "add", "max_pool", "global_avg_pool", "channel_shuffle")
 
 INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
@@ -46,7 +52,8 @@ class ModelError(ValueError):
 
 
 def encoding_range(encoding: str, bits: int) -> tuple[int, int]:
-    """(min, max) weight value of `encoding` at `bits` (DESIGN.md, Numerics)."""
+    """(min, max) weight value of `encoding` at `bits` (docs/model-format.md); a codebook's
+    levels may take any int8 value."""
     if encoding not in ENCODINGS:
         raise ValueError(f"unknown weight encoding {encoding!r}")
     lo_bits, hi_bits = ENCODINGS[encoding]
@@ -56,17 +63,101 @@ def encoding_range(encoding: str, bits: int) -> tuple[int, int]:
         return -1, 1
     if encoding == "signed":
         return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    if encoding == "codebook":
+        return -128, 127
     return -((1 << bits) - 1), (1 << bits) - 1
 
 
-def in_encoding(values: np.ndarray, encoding: str, bits: int) -> np.ndarray:
-    """Boolean array: which values are members of `encoding` at `bits`."""
-    lo, hi = encoding_range(encoding, bits)
+def in_encoding(values: np.ndarray, encoding: str, bits: int, levels=None) -> np.ndarray:
+    """Boolean array: which values are members of `encoding` at `bits` (codebook: of `levels`)."""
     v = np.asarray(values).astype(np.int64)
+    if encoding == "codebook":
+        return np.isin(v, np.asarray(levels if levels is not None else [], dtype=np.int64))
+    lo, hi = encoding_range(encoding, bits)
     ok = (v >= lo) & (v <= hi)
     if encoding in ("binary", "odd"):
         ok &= (v & 1) == 1  # odd values only (binary: -1, +1)
     return ok
+
+
+def packed_bytes(count: int, bits: int) -> int:
+    """Bytes of `count` packed fields of `bits` bits."""
+    return (count * bits + 7) // 8
+
+
+def pack_weights(values: np.ndarray, encoding: str, bits: int, levels=None) -> np.ndarray:
+    """int8 weight values -> the version-2 byte string (uint8): one `bits`-bit field per value, in
+    order, field i at bits [i * bits, (i + 1) * bits) of the bytes read as one little-endian
+    number. The field of binary is 1 for -1; signed: two's complement; odd: (w + 2^b - 1) / 2;
+    codebook: the index of the value's first level."""
+    v = np.asarray(values).astype(np.int64).reshape(-1)
+    if not in_encoding(v, encoding, bits, levels).all():
+        bad = int(v[~in_encoding(v, encoding, bits, levels)][0])
+        raise ValueError(f"{bad} is not a {bits}-bit '{encoding}' weight")
+    if encoding == "binary":
+        fields = (v < 0).astype(np.int64)
+    elif encoding == "signed":
+        fields = v & ((1 << bits) - 1)
+    elif encoding == "odd":
+        fields = (v + (1 << bits) - 1) // 2
+    else:
+        lv = np.asarray(levels, dtype=np.int64)
+        fields = np.argmax(v[:, None] == lv[None, :], axis=1)
+    planes = (fields[:, None] >> np.arange(bits)) & 1
+    return np.packbits(planes.reshape(-1).astype(np.uint8), bitorder="little")
+
+
+def unpack_weights(packed: np.ndarray, count: int, encoding: str, bits: int, levels=None) -> np.ndarray:
+    """The inverse of pack_weights: `count` int8 values. Raises ValueError if the byte string
+    has the wrong length or bits set past the last field."""
+    packed = np.asarray(packed, dtype=np.uint8).reshape(-1)
+    if packed.size != packed_bytes(count, bits):
+        raise ValueError(f"{packed.size} bytes, {count} fields of {bits} bits take {packed_bytes(count, bits)}")
+    stream = np.unpackbits(packed, bitorder="little")
+    if stream[count * bits:].any():
+        raise ValueError(f"bits are set past the {count} fields of {bits} bits")
+    fields = stream[:count * bits].reshape(count, bits).astype(np.int64) @ (1 << np.arange(bits, dtype=np.int64))
+    if encoding == "binary":
+        v = 1 - 2 * fields
+    elif encoding == "signed":
+        v = np.where(fields >= 1 << (bits - 1), fields - (1 << bits), fields)
+    elif encoding == "odd":
+        v = 2 * fields - ((1 << bits) - 1)
+    else:
+        v = np.asarray(levels, dtype=np.int64)[fields]
+    return v.astype(np.int8)
+
+
+def _conv_weights(graph: dict, file: str):
+    """{weight tensor name: (layer name, encoding, bits, levels, element count)} of the graph's
+    convolutions, for packing and unpacking; one tensor read by two layers must be read alike."""
+    specs, out = graph.get("tensors") if isinstance(graph.get("tensors"), dict) else {}, {}
+    for layer in graph.get("layers") or []:
+        if not isinstance(layer, dict) or layer.get("op") != "conv" or not isinstance(layer.get("weights"), dict):
+            continue
+        w, lname = layer["weights"], layer.get("name", "?")
+        enc, bits, levels = w.get("encoding"), w.get("bits"), w.get("levels")
+        if enc not in ENCODINGS or not _is_int(bits) or not ENCODINGS[enc][0] <= bits <= ENCODINGS[enc][1]:
+            raise ModelError(f"{file}: layer '{lname}': field 'weights': {enc!r} at {bits!r} bits is not a weight "
+                             f"encoding ({', '.join(f'{k}: {a}..{b}' for k, (a, b) in ENCODINGS.items())})")
+        if enc == "codebook" and not (isinstance(levels, list) and len(levels) == 1 << bits
+                                      and all(_is_int(v) and -128 <= v <= 127 for v in levels)):
+            raise ModelError(f"{file}: layer '{lname}': field 'weights.levels': expected {1 << bits} integers "
+                             f"-128..127, found {levels!r}")
+        try:
+            kh, kw = layer["kernel"]
+            shape = (int(specs[layer["output"]]["shape"][2]), int(kh), int(kw),
+                     int(specs[layer["inputs"][0]]["shape"][2] // layer.get("groups", 1)))
+        except (KeyError, TypeError, ValueError, IndexError, ZeroDivisionError):
+            raise ModelError(f"{file}: layer '{lname}': its kernel, groups, input or output do not give the "
+                             f"weights' shape") from None
+        key = (enc, bits, tuple(levels) if enc == "codebook" else None, shape)
+        name = w.get("tensor")
+        if name in out and out[name][1:] != key:
+            raise ModelError(f"{file}: layer '{lname}': field 'weights.tensor': tensor '{name}' is read by layer "
+                             f"'{out[name][0]}' with another encoding, bits, levels or shape")
+        out[name] = (lname,) + key
+    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -119,9 +210,12 @@ def _check_stored_dtypes(graph: dict, tensors: dict, file: str) -> None:
             need(layer.get("bias"), np.int64, lname, "bias")
 
 
-def write_model(path, graph: dict, tensors: dict, validate_graph: bool = True) -> None:
-    """Writes `graph` and the stored `tensors` (name -> int8/int32/int64 array) to `path`."""
-    graph = _plain(graph)
+def write_model(path, graph: dict, tensors: dict, validate_graph: bool = True, version: int = FORMAT_VERSION) -> None:
+    """Writes `graph` and the stored `tensors` (name -> int8/int32/int64 array; weights as int8
+    values) to `path` in format `version` (the writer sets the graph's `format_version`)."""
+    if version not in FORMAT_VERSIONS:
+        raise ModelError(f"{path}: format version {version!r} is not one of {FORMAT_VERSIONS}")
+    graph = {"format_version": version, **{k: v for k, v in _plain(graph).items() if k != "format_version"}}
     arrays = {name: np.asarray(a) for name, a in tensors.items()}
     _check_stored_dtypes(graph, arrays, str(path))  # by role: weights int8, multipliers int32, biases int64
     for name, a in arrays.items():
@@ -131,6 +225,13 @@ def write_model(path, graph: dict, tensors: dict, validate_graph: bool = True) -
             raise ModelError(f"{path}: stored tensor '{name}': dtype {a.dtype} is not int8, int32 or int64")
     if validate_graph:
         validate(graph, arrays, str(path))
+    if version >= 2:
+        for name, (lname, enc, bits, levels, shape) in _conv_weights(graph, str(path)).items():
+            if name in arrays:
+                try:
+                    arrays[name] = pack_weights(arrays[name], enc, bits, levels)
+                except ValueError as e:
+                    raise ModelError(f"{path}: layer '{lname}': field 'weights.tensor': {e}") from None
 
     # Largest element size first, then by name: every tensor is naturally aligned in the file
     # (the data section starts at a multiple of 8), with no gaps between tensors.
@@ -173,6 +274,10 @@ def parse_model(data: bytes, file: str = "model", validate_graph: bool = True):
         graph = json.loads(meta["halibit"])
     except json.JSONDecodeError as e:
         raise ModelError(f"{file}: __metadata__['halibit'] is not JSON: {e}") from None
+    version = graph.get("format_version") if isinstance(graph, dict) else None
+    if version not in FORMAT_VERSIONS or not _is_int(version):
+        raise ModelError(f"{file}: field 'format_version': {version!r} is not supported (versions "
+                         f"{', '.join(map(str, FORMAT_VERSIONS))})")
     data_len = len(data) - 8 - n
     tensors, spans = {}, []
     for name, info in header.items():
@@ -196,6 +301,18 @@ def parse_model(data: bytes, file: str = "model", validate_graph: bool = True):
     for (b0, e0, n0), (b1, e1, n1) in zip(spans, spans[1:]):
         if b1 < e0:
             raise ModelError(f"{file}: stored tensors '{n0}' and '{n1}' overlap")
+    if version >= 2:  # bit-packed weights -> int8 values
+        for name, (lname, enc, bits, levels, shape) in _conv_weights(graph, file).items():
+            t = tensors.get(name)
+            if t is None:
+                continue  # validate names the missing tensor
+            if t.dtype != np.uint8 or t.ndim != 1:
+                raise ModelError(f"{file}: layer '{lname}': field 'weights.tensor': tensor '{name}' has dtype "
+                                 f"{t.dtype} and shape {list(t.shape)}, expected U8 [bytes]")
+            try:
+                tensors[name] = unpack_weights(t, math.prod(shape), enc, bits, levels).reshape(shape)
+            except ValueError as e:
+                raise ModelError(f"{file}: layer '{lname}': field 'weights.tensor': tensor '{name}': {e}") from None
     if validate_graph:
         validate(graph, tensors, file)
     return graph, tensors
@@ -237,8 +354,9 @@ def validate(graph: dict, tensors: dict, file: str = "model") -> None:
 
     if not isinstance(graph, dict):
         fail("the graph is not a JSON object")
-    if graph.get("format_version") != FORMAT_VERSION or not _is_int(graph.get("format_version")):
-        fail(f"{graph.get('format_version')!r} is not supported (version {FORMAT_VERSION})", field="format_version")
+    version = graph.get("format_version")
+    if version not in FORMAT_VERSIONS or not _is_int(version):
+        fail(f"{version!r} is not supported (versions {', '.join(map(str, FORMAT_VERSIONS))})", field="format_version")
     if not isinstance(graph.get("name"), str):
         fail("expected a string", field="name")
 
@@ -378,8 +496,17 @@ def validate(graph: dict, tensors: dict, file: str = "model") -> None:
             lo_b, hi_b = ENCODINGS[enc]
             if not (_is_int(wbits) and lo_b <= wbits <= hi_b):
                 fail(f"{wbits!r} is not supported for encoding '{enc}' ({lo_b}..{hi_b})", lname, "weights.bits")
+            levels = wspec.get("levels")
+            if enc == "codebook":
+                if version < 2:
+                    fail("codebook weights need format version 2", lname, "weights.encoding")
+                if not (isinstance(levels, list) and len(levels) == 1 << wbits
+                        and all(_is_int(v) and -128 <= v <= 127 for v in levels)):
+                    fail(f"expected {1 << wbits} integers -128..127 (2^bits), found {levels!r}", lname, "weights.levels")
+            elif levels is not None:
+                fail(f"is only for codebook weights, not '{enc}'", lname, "weights.levels")
             w = stored(wspec.get("tensor"), np.int8, [Cout, KH, KW, C // groups], lname, "weights.tensor")
-            bad = ~in_encoding(w, enc, wbits)
+            bad = ~in_encoding(w, enc, wbits, levels)
             if bad.any():
                 idx = tuple(int(v) for v in np.argwhere(bad)[0])
                 fail(f"weight {list(idx)} = {int(w[idx])} is not a member of '{enc}' at {wbits} bits",

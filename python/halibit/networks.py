@@ -41,7 +41,7 @@ from . import fashion_mnist
 from . import simulator as sim
 from .dyadic import requant_params
 from .images import random_images
-from .modelfile import ACC_LIMIT, encoding_range
+from .modelfile import ACC_LIMIT, FORMAT_VERSION, encoding_range
 
 # precision -> (weight encoding, weight bits, activation bits)
 PRECISIONS = {
@@ -50,8 +50,12 @@ PRECISIONS = {
     "w4a4": ("signed", 4, 4),
     "w8a8": ("signed", 8, 8),
     "w2a2odd": ("odd", 2, 2),
+    "w2a2codebook": ("codebook", 2, 2),
     "mixed": None,
 }
+# The levels of synthetic codebook layers: non-uniform, inside the pairwise table's int8
+# products with 2-bit codes (|level| <= 42).
+SYNTHETIC_LEVELS = {1: [-11, 7], 2: [-13, -3, 4, 17]}
 MIXED_STAGES = ("w4a4", "w2a2")  # stage i uses MIXED_STAGES[i % 2]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -90,7 +94,7 @@ class Builder:
         self.rng = np.random.default_rng(seed)
         image_scale = 1.0 / (255.0 * float(np.mean(std)))
         self.graph = {
-            "format_version": 1,
+            "format_version": FORMAT_VERSION,
             "name": name,
             "input": {"tensor": "image", "color": color, "mean": list(mean), "std": list(std)},
             "output": None,
@@ -127,8 +131,11 @@ class Builder:
         self.stored[name] = array
         return name
 
-    def weights(self, shape, encoding, bits):
-        """Random int8 weights of `encoding` at `bits`, spread over the whole range."""
+    def weights(self, shape, encoding, bits, levels=None):
+        """Random int8 weights of `encoding` at `bits`, spread over the whole range (codebook:
+        the `levels`, equally likely)."""
+        if encoding == "codebook":
+            return self.rng.choice(np.asarray(levels, dtype=np.int64), size=shape).astype(np.int8)
         lo, hi = encoding_range(encoding, bits)
         if encoding == "binary":
             w = self.rng.integers(0, 2, size=shape) * 2 - 1
@@ -143,13 +150,16 @@ class Builder:
     # -- layers ------------------------------------------------------------------------------
 
     def conv(self, name, x, cout, kernel, stride=1, pad=0, groups=1, encoding="signed", wbits=8,
-             out_bits=None, pad_values=None, output=None):
-        """A conv layer; codes output of `out_bits` bits (requantized) or int32 when None."""
+             out_bits=None, pad_values=None, output=None, levels=None):
+        """A conv layer; codes output of `out_bits` bits (requantized) or int32 when None;
+        `levels` for codebook weights."""
         output = output or name
+        if encoding == "codebook" and levels is None:
+            levels = SYNTHETIC_LEVELS[wbits]
         xs = self.spec(x)
         H, W, C = xs["shape"]
         KH, KW = (kernel, kernel) if isinstance(kernel, int) else kernel
-        w = self.weights((cout, KH, KW, C // groups), encoding, wbits)
+        w = self.weights((cout, KH, KW, C // groups), encoding, wbits, levels)
         # worst case accumulator over every possible input (codes and pad values)
         amax = (1 << xs["bits"]) - 1
         if pad_values is not None:
@@ -165,6 +175,8 @@ class Builder:
         layer = {"name": name, "op": "conv", "inputs": [x], "output": output,
                  "kernel": [KH, KW], "stride": stride, "pad": pad, "groups": groups,
                  "weights": {"tensor": self._store(f"{name}.weight", w), "encoding": encoding, "bits": wbits}}
+        if encoding == "codebook":
+            layer["weights"]["levels"] = [int(v) for v in levels]
         if pad_values is not None:
             layer["pad_values"] = [int(v) for v in pad_values]
         wscale = 1.0 / ((1 << max(wbits - 1, 0)) * math.sqrt(KH * KW * C // groups))

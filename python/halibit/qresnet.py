@@ -23,19 +23,21 @@ from torch import nn
 from . import fashion_mnist
 from .dyadic import requant_params
 from .fold import fold_batchnorm
-from .quant import ActQuant, WeightQuant
+from .modelfile import FORMAT_VERSION
+from .quant import ActQuant, WeightQuant, weight_quantizer
 
 WIDTHS = (32, 64, 128)
 
 
 class ConvBN(nn.Module):
-    """conv (quantized weights when `weight` = (encoding, bits)) followed by BatchNorm."""
+    """conv (quantized weights when `weight` = (encoding, bits)) followed by BatchNorm. Its input
+    codes have as many bits as its weights (see UNITS), which bounds a codebook's levels."""
 
     def __init__(self, cin, cout, kernel, stride, pad, groups=1, weight=None):
         super().__init__()
         self.conv = nn.Conv2d(cin, cout, kernel, stride, pad, groups=groups, bias=False)
         self.bn = nn.BatchNorm2d(cout)
-        self.wq = WeightQuant(weight[0], weight[1], cout) if weight else None
+        self.wq = weight_quantizer(weight[0], weight[1], cout, act_bits=weight[1]) if weight else None
 
     def weight(self):
         w = self.conv.weight
@@ -175,7 +177,7 @@ def _np(t):
 class _Exporter:
     def __init__(self, name, labels):
         self.tensors, self.layers, self.stored = {}, [], {}
-        self.graph = {"format_version": 1, "name": name,
+        self.graph = {"format_version": FORMAT_VERSION, "name": name,
                       "input": {"tensor": "image", "color": "gray", "mean": list(fashion_mnist.MEAN),
                                 "std": list(fashion_mnist.STD)},
                       "output": None, "labels": list(labels), "tensors": self.tensors, "layers": self.layers}
@@ -199,7 +201,7 @@ class _Exporter:
         wq = m.wq
         w = c.weight.detach()
         q = wq.integer(w).detach().round()
-        steps = _np(wq.step).reshape(-1)
+        steps = _np(wq.file_steps()).reshape(-1)
         qi = q.permute(0, 2, 3, 1).cpu().numpy().astype(np.int8)  # [Cout, KH, KW, Cin/groups]
         H, W, _ = self.tensors[x]["shape"]
         KH, KW = c.kernel_size
@@ -216,6 +218,8 @@ class _Exporter:
         layer = {"name": name, "op": "conv", "inputs": [x], "output": name, "kernel": [KH, KW], "stride": s,
                  "pad": p, "groups": c.groups,
                  "weights": {"tensor": self.store(f"{name}.weight", qi), "encoding": wq.encoding, "bits": wq.bits}}
+        if wq.encoding == "codebook":
+            layer["weights"]["levels"] = [int(v) for v in wq.integer_levels().tolist()]
         if pad_values is not None:
             layer["pad_values"] = [int(v) for v in pad_values]
         acc_coeff = in_scale * steps * bn_scale

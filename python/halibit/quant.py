@@ -9,6 +9,13 @@ Rounding passes gradients straight through (STE); steps are learned as in LSQ (E
 * `ActQuant(bits)`: unsigned codes [0, 2^bits - 1], one step per tensor (activations follow ReLU).
 * `WeightQuant(encoding, bits, per_channel)`: `signed` [-2^(b-1), 2^(b-1) - 1] (LSQ), `binary`
   {-1, +1} (sign with STE, step = learned per channel), `odd` {-(2^b - 1), ..., -1, 1, ..., 2^b - 1}.
+* `CodebookQuant(bits, channels, limit)`: `codebook`, 2^bits non-uniform levels per layer fitted
+  to the weights during training (integers of at most `limit` in magnitude in the file) times a
+  learned step per channel.
+* `weight_quantizer(encoding, bits, channels, act_bits)` picks one of the two.
+
+Every weight quantizer has `integer(w)` (the integer weights of the file) and `file_steps()` (the
+float step per output channel that multiplies them).
 """
 from __future__ import annotations
 
@@ -104,3 +111,89 @@ class WeightQuant(nn.Module):
         if self.encoding == "odd":
             return torch.clamp(2 * r((x - 1) / 2) + 1, self.lo, self.hi)
         return torch.clamp(r(x), self.lo, self.hi)
+
+    def file_steps(self):
+        return self.step.detach()
+
+
+class CodebookQuant(nn.Module):
+    """`codebook` weights: w = step[c] * level[i], with 2^bits levels per layer.
+
+    The levels live in step units as floats, initialised to the signed grid (so training starts
+    from the uniform quantizer), and follow the weights: every training step moves each level
+    `momentum` of the way to the mean of the weights w / step that took it (one step of Lloyd's
+    k-means, as LQ-Nets fits its levels to the weights). The forward pass uses them on the
+    integer grid of the file: integer level round(level * R) with R = limit / max|level|, so
+    the largest level is `limit` (the pairwise table kernel needs |level| * (2^A - 1) <= 127).
+    Each weight takes the nearest level; gradients pass straight through to the weight (inside
+    the levels' range) and to the step (as LSQ).
+    """
+
+    encoding = "codebook"
+
+    def __init__(self, bits: int, channels: int, limit: int, momentum: float = 0.1):
+        super().__init__()
+        if not 1 <= bits <= 4:
+            raise ValueError(f"codebook weights: {bits} bits is not 1..4")
+        if not 1 <= limit <= 127:
+            raise ValueError(f"codebook weights: level limit {limit} is not 1..127")
+        self.bits, self.limit, self.momentum = bits, limit, momentum
+        init = [-1.0, 1.0] if bits == 1 else [float(v) for v in range(-(1 << (bits - 1)), 1 << (bits - 1))]
+        self.register_buffer("levels", torch.tensor(init))
+        self.step = nn.Parameter(torch.ones(channels))
+        self.register_buffer("initialized", torch.tensor(False))
+
+    def _init(self, w):
+        mean_abs = w.detach().reshape(w.shape[0], -1).abs().mean(dim=1)
+        hi = float(self.levels.abs().max())
+        self.step.data.copy_(2 * mean_abs / math.sqrt(hi) + 1e-8)  # as the signed LSQ grid it starts from
+        self.initialized.fill_(True)
+
+    def _resolution(self):
+        return self.limit / self.levels.abs().max().clamp_min(1e-8)
+
+    def integer_levels(self):
+        """The levels of the file: integers, the largest magnitude `limit`."""
+        return torch.round(self.levels * self._resolution())
+
+    def file_steps(self):
+        return self.step.detach() / self._resolution()
+
+    def _assign(self, x):
+        """(grid levels in step units, index of the level each of x takes)."""
+        lv = self.integer_levels() / self._resolution()
+        return lv, (x.detach().unsqueeze(-1) - lv).abs().argmin(dim=-1)
+
+    def forward(self, w):
+        if not self.initialized:
+            with torch.no_grad():
+                self._init(w)
+        per = w.numel() // self.step.numel()
+        hi = float(self.levels.abs().max())
+        s = grad_scale(self.step, 1.0 / math.sqrt(per * max(hi, 1.0))).reshape((-1,) + (1,) * (w.dim() - 1))
+        x = w / s
+        lv, index = self._assign(x)
+        if self.training:
+            with torch.no_grad():  # Lloyd step towards the weights' means, empty levels stay
+                xd = x.detach().reshape(-1)
+                idx = index.reshape(-1)
+                counts = torch.bincount(idx, minlength=lv.numel()).to(xd.dtype)
+                sums = torch.zeros_like(lv).index_add_(0, idx, xd)
+                target = torch.where(counts > 0, sums / counts.clamp_min(1), self.levels)
+                self.levels.mul_(1 - self.momentum).add_(self.momentum * target)
+        xc = torch.clamp(x, lv.min(), lv.max())
+        return (lv[index] + xc - xc.detach()) * s
+
+    def integer(self, w, s=None, ste=False):
+        """The file's integer weights of w: the integer level each weight takes."""
+        s = (self.step.detach() if s is None else s).reshape((-1,) + (1,) * (w.dim() - 1))
+        lv, index = self._assign(w / s)
+        return self.integer_levels()[index]
+
+
+def weight_quantizer(encoding: str, bits: int, channels: int, act_bits: int = 8, per_channel: bool = True):
+    """The weight quantizer of `encoding`; a codebook's levels are bounded so that their products
+    with `act_bits`-bit codes fit int8 (the pairwise table kernel's bound)."""
+    if encoding == "codebook":
+        return CodebookQuant(bits, channels, max(1, 127 // ((1 << act_bits) - 1)))
+    return WeightQuant(encoding, bits, channels, per_channel)

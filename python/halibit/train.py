@@ -3,7 +3,8 @@
     /usr/bin/python3 -m halibit.train --precision fp32 --epochs 15 --save fp32.pt
     /usr/bin/python3 -m halibit.train --precision w2a2 --init fp32.pt --epochs 6 -o models/w2a2.halibit
 
---precision is fp32, w<b>a<b> (signed weights, b = 2..8), w1a1 (binary), w2a2odd, or a plan of one per block
+--precision is fp32, w<b>a<b> (signed weights, b = 2..8), w1a1 (binary), w2a2odd, w2a2codebook (4 learned
+levels per layer), or a plan of one per block
 (`w8a8,w4a4,w2a2`) or one per unit (six, see qresnet.UNITS). --groups G builds the PalQuant network (G parallel groups per block).
 The exported file's accuracy is measured with the integer simulator on the 10,000 test images
 (the number `halibit eval` reproduces to the image).
@@ -25,7 +26,8 @@ from . import fashion_mnist, simulator
 from .modelfile import write_model
 from .qresnet import UNITS, WIDTHS, SmallResNet, export, normalize, palquant_state
 
-PRECISIONS = {**{f"w{b}a{b}": ("signed", b) for b in range(8, 1, -1)}, "w1a1": ("binary", 1), "w2a2odd": ("odd", 2)}
+PRECISIONS = {**{f"w{b}a{b}": ("signed", b) for b in range(8, 1, -1)}, "w1a1": ("binary", 1), "w2a2odd": ("odd", 2),
+              "w2a2codebook": ("codebook", 2)}
 
 
 def precision_name(bits: int) -> str:
@@ -109,6 +111,8 @@ def simulate(graph, tensors, images, labels, batch=500):
 
 
 def train(model, train_set, test_set, epochs, lr, seed, weight_decay, log):
+    if epochs == 0:
+        return []  # export only: --init is a trained checkpoint
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     images, labels = train_set

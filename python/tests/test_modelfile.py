@@ -4,7 +4,8 @@ import struct
 import numpy as np
 import pytest
 
-from halibit.modelfile import ModelError, in_encoding, parse_model, read_model, validate, write_model
+from halibit.modelfile import (ENCODINGS, ModelError, in_encoding, pack_weights, parse_model, read_model,
+                               unpack_weights, validate, write_model)
 from tiny import build_tiny
 
 
@@ -19,10 +20,20 @@ def raw_parse(data):
     return n, json.loads(data[8:8 + n].decode("utf-8")), data[8 + n:]
 
 
-def test_round_trip(tmp_path, tiny):
+def as_version1(graph):
+    """The tiny graph without its codebook (version 1 has none): c7's levels as 8-bit signed weights."""
+    g = json.loads(json.dumps(graph))
+    g["format_version"] = 1
+    conv_layer(g, "c7")["weights"] = {"tensor": "c7.weight", "encoding": "signed", "bits": 8}
+    return g
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_round_trip(tmp_path, tiny, version):
     graph, tensors = tiny
+    graph = graph if version == 2 else as_version1(graph)
     path = tmp_path / "tiny.halibit"
-    write_model(path, graph, tensors)
+    write_model(path, graph, tensors, version=version)
     g2, t2 = read_model(path)
     assert g2 == graph
     assert sorted(t2) == sorted(tensors)
@@ -31,10 +42,62 @@ def test_round_trip(tmp_path, tiny):
         np.testing.assert_array_equal(t2[name], a)
 
 
+def reference_fields(values, encoding, bits, levels=None):
+    """The field of every weight value, written out from docs/model-format.md."""
+    out = []
+    for v in np.asarray(values).reshape(-1).tolist():
+        if encoding == "binary":
+            out.append(1 if v == -1 else 0)
+        elif encoding == "signed":
+            out.append(v + (1 << bits) if v < 0 else v)
+        elif encoding == "odd":
+            out.append((v + (1 << bits) - 1) // 2)
+        else:
+            out.append(levels.index(v))
+    return out
+
+
+def reference_pack(fields, bits):
+    """Field i at bits [i * bits, (i + 1) * bits) of the bytes as one little-endian number."""
+    number = sum(f << (i * bits) for i, f in enumerate(fields))
+    return number.to_bytes((len(fields) * bits + 7) // 8, "little")
+
+
+def random_values(rng, encoding, bits, count, levels=None):
+    if encoding == "codebook":
+        return rng.choice(levels, size=count).astype(np.int8)
+    every = np.arange(-128, 128)
+    return rng.choice(every[in_encoding(every, encoding, bits)], size=count).astype(np.int8)
+
+
+@pytest.mark.parametrize("encoding,bits", [(e, b) for e, (lo, hi) in ENCODINGS.items() for b in range(lo, hi + 1)])
+@pytest.mark.parametrize("count", [1, 7, 8, 9, 27, 64, 1001])
+def test_pack_weights_matches_the_format(encoding, bits, count):
+    rng = np.random.default_rng(count * 16 + bits)
+    levels = sorted(rng.choice(np.arange(-128, 128), size=1 << bits, replace=False).tolist()) \
+        if encoding == "codebook" else None
+    values = random_values(rng, encoding, bits, count, levels)
+    packed = pack_weights(values, encoding, bits, levels)
+    assert packed.dtype == np.uint8
+    assert packed.tobytes() == reference_pack(reference_fields(values, encoding, bits, levels), bits)
+    np.testing.assert_array_equal(unpack_weights(packed, count, encoding, bits, levels), values)
+
+
+def test_unpack_weights_refuses_bad_byte_strings():
+    unpack_weights(np.zeros(3, np.uint8), 9, "signed", 2)
+    with pytest.raises(ValueError, match="4 bytes, 9 fields of 2 bits take 3"):
+        unpack_weights(np.zeros(4, np.uint8), 9, "signed", 2)
+    with pytest.raises(ValueError, match="bits are set past the 9 fields of 2 bits"):
+        unpack_weights(np.array([0, 0, 4], np.uint8), 9, "signed", 2)
+    with pytest.raises(ValueError, match="5 is not a 2-bit 'codebook' weight"):
+        pack_weights(np.array([1, 5], np.int8), "codebook", 2, [1, 2, 3, 4])
+
+
 def test_container_layout(tmp_path, tiny):
     graph, tensors = tiny
     path = tmp_path / "tiny.halibit"
     write_model(path, graph, tensors)
+    weights = {l["weights"]["tensor"]: l["weights"] for l in graph["layers"] if l["op"] == "conv"}
     data = path.read_bytes()
     n, header, body = raw_parse(data)
     assert n % 8 == 0
@@ -44,18 +107,24 @@ def test_container_layout(tmp_path, tiny):
     assert json.loads(header["__metadata__"]["halibit"]) == graph
     del header["__metadata__"]
     assert set(header) == set(tensors)
-    sizes = {"I8": 1, "I32": 4, "I64": 8}
-    want = {np.dtype(np.int8): "I8", np.dtype(np.int32): "I32", np.dtype(np.int64): "I64"}
+    sizes = {"U8": 1, "I32": 4, "I64": 8}
+    want = {np.dtype(np.int32): "I32", np.dtype(np.int64): "I64"}
     spans = sorted((h["data_offsets"][0], h["data_offsets"][1], name) for name, h in header.items())
     assert spans[0][0] == 0 and spans[-1][1] == len(body)  # no gaps, nothing after the data
     for (b0, e0, _), (b1, _, _) in zip(spans, spans[1:]):
         assert e0 == b1
     for name, h in header.items():
         a = tensors[name]
-        assert h["dtype"] == want[a.dtype]
-        assert h["shape"] == list(a.shape)
         begin, end = h["data_offsets"]
         assert begin % sizes[h["dtype"]] == 0  # naturally aligned
+        if name in weights:  # version 2: bit-packed
+            w = weights[name]
+            packed = reference_pack(reference_fields(a, w["encoding"], w["bits"], w.get("levels")), w["bits"])
+            assert h["dtype"] == "U8" and h["shape"] == [len(packed)]
+            assert body[begin:end] == packed
+            continue
+        assert h["dtype"] == want[a.dtype]
+        assert h["shape"] == list(a.shape)
         assert body[begin:end] == a.astype(a.dtype.newbyteorder("<")).tobytes()
     # little-endian check on one known value
     bias_name = graph["layers"][0]["requantize"]["bias"]
@@ -96,7 +165,13 @@ def mutated(graph, fn):
 
 
 @pytest.mark.parametrize("fn,pattern", [
-    (lambda g: g.update(format_version=2), "field 'format_version': 2 is not supported"),
+    (lambda g: g.update(format_version=3), "field 'format_version': 3 is not supported"),
+    (lambda g: g.update(format_version=1), "layer 'c7': field 'weights.encoding': codebook weights need format version 2"),
+    (lambda g: conv_layer(g, "c7")["weights"].update(levels=[1, 2, 3]), "layer 'c7': field 'weights.levels': expected 4"),
+    (lambda g: conv_layer(g, "c7")["weights"].update(levels=[1, 2, 3, 128]), "layer 'c7': field 'weights.levels'"),
+    (lambda g: conv_layer(g, "c7")["weights"].pop("levels"), "layer 'c7': field 'weights.levels'"),
+    (lambda g: conv_layer(g, "c6")["weights"].update(levels=[1, 2, 3, 4]),
+     "layer 'c6': field 'weights.levels': is only for codebook weights"),
     (lambda g: conv_layer(g, "c3")["weights"].update(bits=5), "layer 'c3': field 'weights.bits': 5 is not supported for encoding 'odd' \\(1..4\\)"),
     (lambda g: conv_layer(g, "c1")["requantize"].update(shift=63), "layer 'c1': field 'requantize.shift'"),
     (lambda g: conv_layer(g, "c1").update(stride=9), "layer 'c1': field 'stride'"),
@@ -119,7 +194,7 @@ def test_validate_rejects(tiny, fn, pattern):
 
 
 @pytest.mark.parametrize("layer,value", [("c2", 8), ("c2", -9), ("c3", 2), ("c3", 5), ("c3", -7), ("c4", 0),
-                                         ("c4", 3), ("c5", 3)])
+                                         ("c4", 3), ("c5", 3), ("c7", 4)])
 def test_validate_rejects_weights_outside_encoding(tiny, layer, value):
     graph, tensors = tiny
     bad = dict(tensors)

@@ -15,7 +15,7 @@ from halibit.synthetic import main as synthetic_main
 PYTHON_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def check_weights(w, encoding, bits):
+def check_weights(w, encoding, bits, levels=None):
     """Independent membership check of every weight value."""
     v = set(np.unique(w).tolist())
     if encoding == "binary":
@@ -30,6 +30,8 @@ def check_weights(w, encoding, bits):
     elif encoding == "odd":
         assert 1 <= bits <= 4
         assert all(x % 2 == 1 for x in v) and v == set(range(-(1 << bits) + 1, 1 << bits, 2))
+    elif encoding == "codebook":  # every level used, nothing else
+        assert len(levels) == 1 << bits and v == set(levels)
     else:
         raise AssertionError(encoding)
 
@@ -60,7 +62,7 @@ def test_small_resnet(tmp_path, precision):
         w = t[l["weights"]["tensor"]]
         enc, bits = l["weights"]["encoding"], l["weights"]["bits"]
         assert w.dtype == np.int8
-        check_weights(w, enc, bits)
+        check_weights(w, enc, bits, l["weights"].get("levels"))
         s = stage_of(l["name"])
         if s is None:  # stem and fc
             assert (enc, bits) == ("signed", 8)

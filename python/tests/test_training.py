@@ -11,7 +11,7 @@ from halibit import fashion_mnist, simulator
 from halibit.hawq import activation_error, allocate, quantization_error, unit_inputs
 from halibit.modelfile import in_encoding, read_model
 from halibit.qresnet import UNITS, SmallResNet, export, normalize, shuffle
-from halibit.quant import ActQuant, WeightQuant
+from halibit.quant import ActQuant, CodebookQuant, WeightQuant
 from halibit.train import main as train_main, parse_plan
 
 HAVE_DATA = os.path.exists(os.path.join(fashion_mnist.DEFAULT_DIR, "t10k-images-idx3-ubyte.gz"))
@@ -46,6 +46,32 @@ def test_weight_quant_codes_are_in_the_encoding(encoding, bits):
     assert w.grad.abs().sum() > 0 and q.step.grad.abs().sum() > 0
     if encoding != "binary":  # every level is used by a Gaussian at the LSQ initial step
         assert len(np.unique(codes)) >= min(2 ** bits - 1, 6)
+
+
+def test_codebook_quant_fits_its_levels_to_the_weights():
+    torch.manual_seed(0)
+    w = (torch.randn(16, 8, 3, 3) * 0.1).requires_grad_()
+    q = CodebookQuant(2, 16, limit=42)
+    y = q(w)
+    # it starts as the signed 2-bit grid, on the file's integer grid: -2, -1, 0, 1 step units
+    assert q.integer_levels().tolist() == [-42.0, -21.0, 0.0, 21.0]
+    y.square().sum().backward()
+    assert w.grad.abs().sum() > 0 and q.step.grad.abs().sum() > 0
+    for _ in range(200):  # Lloyd steps: the levels move to the weights' k-means centres
+        q(w)
+    lv = q.levels
+    x = (w.detach() / q.step.detach().reshape(-1, 1, 1, 1)).reshape(-1)
+    nearest = (x.unsqueeze(1) - lv).abs().argmin(1)
+    for k in range(4):
+        assert abs(float(x[nearest == k].mean()) - float(lv[k])) < 0.02
+    assert q.integer_levels().abs().max() == 42  # the largest level is the limit
+    levels = q.integer_levels()
+    assert levels.tolist() != [-42.0, -21.0, 0.0, 21.0]  # non-uniform now
+    # the file's integers are the levels, and times the file's steps they are the eval forward
+    q.eval()
+    ints = q.integer(w.detach())
+    assert set(ints.unique().tolist()) <= set(levels.tolist())
+    assert torch.allclose(q(w), ints * q.file_steps().reshape(-1, 1, 1, 1), atol=1e-6)
 
 
 def test_shuffle_matches_the_simulator():
@@ -126,7 +152,7 @@ def _trained_briefly(plan, groups=1, steps=20):
 
 
 @pytest.mark.parametrize("plan,groups", [("w2a2", 1), ("w4a4", 1), ("w1a1", 1), ("w8a8,w4a4,w2a2", 1),
-                                         ("w2a2", 2), ("w2a2odd", 1)])
+                                         ("w2a2", 2), ("w2a2odd", 1), ("w2a2codebook", 1)])
 def test_export_computes_what_the_quantized_model_computes(plan, groups):
     model = _trained_briefly(plan, groups)
     rng = np.random.default_rng(0)

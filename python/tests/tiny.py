@@ -15,5 +15,6 @@ def build_tiny(seed=0):
     z = b.conv("c5", x, 6, 1, 1, 0, encoding="odd", wbits=1, out_bits=None)               # int32
     x = b.add("res2", y, z, 1)
     x = b.conv("c6", x, 8, 2, 2, 1, encoding="signed", wbits=2, out_bits=5)               # [2, 2, 8]
+    x = b.conv("c7", x, 8, 1, 1, 0, encoding="codebook", wbits=2, out_bits=2, levels=[-9, -2, 3, 11])
     b.classifier(x, 3)
     return b.finish()

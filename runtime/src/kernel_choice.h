@@ -11,7 +11,8 @@
 
 namespace halibit {
 
-enum class ConvAlgorithm { popcount, u8, lut };
+// lut: lut_conv's activation tables (T-MAC); pairwise: lut_conv's pairwise product table (DeepGEMM).
+enum class ConvAlgorithm { popcount, u8, lut, pairwise };
 
 struct ConvChoiceInput {
     WeightEncoding encoding;
@@ -22,6 +23,7 @@ struct ConvChoiceInput {
     int64_t macs;       // of one image: packing and tile setup repeat per image of a batch
     int out_channels_per_group;
     int64_t window;     // input channels per group x kernel taps: one output's sum
+    int min_weight = -128, max_weight = 127;  // the layer's weight values (codebook: its levels)
 };
 
 // popcount (bconv / bitserial_conv) covers W1..4 x A1..4 with zero padding; conv_u8 covers
@@ -39,6 +41,15 @@ inline constexpr int64_t kPopcountMinMacsAvx512 = 16'000'000;
 inline constexpr int kTableMinOutChannelsAvx2 = 64;
 
 inline ConvAlgorithm choose_conv_algorithm(KernelChoice choice, const ConvChoiceInput& c) {
+    // Codebook weights: the pairwise table where its byte products hold them (W <= 2, A <= 2,
+    // |level| x largest code inside int8), under `auto` and `lut`; conv_u8 otherwise.
+    if (c.encoding == WeightEncoding::codebook) {
+        const int64_t top = (int64_t(1) << c.activation_bits) - 1;
+        const bool pairwise_applies = c.zero_padding && c.weight_bits <= 2 && c.activation_bits <= 2 &&
+                                      c.max_weight * top <= 127 && c.min_weight * top >= -128;
+        const bool wanted = choice == KernelChoice::automatic || choice == KernelChoice::lut;
+        return pairwise_applies && wanted ? ConvAlgorithm::pairwise : ConvAlgorithm::u8;
+    }
     // lut_conv's activation tables: W1..4 (binary, signed, odd) x A1..8 with zero padding. Not
     // the fastest kernel for any (W, A) on the benchmark layers (docs/kernels.md, "lut_conv"),
     // so only `lut` picks them.

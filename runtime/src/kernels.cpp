@@ -95,6 +95,8 @@ ActivationShape conv_output_shape(const PackedActivations& in, const PackedWeigh
 
 PackedWeights pack_weights(const int8_t* ohwi, int out_channels, int kernel_h, int kernel_w, int cin_per_group, int groups,
                            WeightEncoding encoding, int bits) {
+    if (!encoding_is_fixed(encoding))
+        throw Error("weights: codebook weights have no bit planes (prepare_lut_codebook_weights or conv_u8 run them)");
     if (!encoding_supports_bits(encoding, bits))
         throw Error(std::string("weights: encoding ") + encoding_name(encoding) + " does not support " + std::to_string(bits) + " bits");
     if (groups < 1 || out_channels % groups) throw Error("weights: out_channels not divisible by groups");

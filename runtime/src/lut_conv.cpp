@@ -118,6 +118,8 @@ const char* lut_algorithm_name(LutAlgorithm a) { return a == LutAlgorithm::pairw
 
 LutWeights prepare_lut_weights(LutAlgorithm algorithm, const int8_t* ohwi, int out_channels, int kernel_h, int kernel_w,
                                int cin_per_group, int groups, WeightEncoding e, int bits) {
+    if (!encoding_is_fixed(e))
+        throw Error("lut_conv weights: codebook weights take prepare_lut_codebook_weights (their levels)");
     if (!encoding_supports_bits(e, bits))
         throw Error(std::string("lut_conv weights: encoding ") + encoding_name(e) + " has no " + std::to_string(bits) +
                     "-bit form");

@@ -25,7 +25,8 @@ namespace {
 
 using Json = nlohmann::json;
 
-constexpr int kFormatVersion = 1;
+// Version 1 stores weights as int8 values; version 2 stores them bit-packed and adds codebooks.
+constexpr int kOldestFormatVersion = 1, kFormatVersion = 2;
 constexpr int64_t kMaxElements = int64_t(1) << 31;  // per tensor: sizes stay in int32 indexing
 // |accumulator| bound: the kernels' int32 requantization thresholds need one value beyond every
 // accumulator (generators/output_stage.h).
@@ -127,7 +128,27 @@ WeightEncoding parse_encoding(const std::string& s, const Where& at, const std::
     if (s == "binary") return WeightEncoding::binary;
     if (s == "signed") return WeightEncoding::signed_;
     if (s == "odd") return WeightEncoding::odd;
-    at.fail(field, "unknown encoding '" + s + "' (binary, signed or odd)");
+    if (s == "codebook") return WeightEncoding::codebook;
+    at.fail(field, "unknown encoding '" + s + "' (binary, signed, odd or codebook)");
+}
+
+// Version 2 weights: `count` fields of `bits` bits, field i at bits [i * bits, (i + 1) * bits) of
+// the byte string read as one little-endian number. The one place the C++ side unpacks them.
+int64_t packed_weight_bytes(int64_t count, int bits) { return (count * bits + 7) / 8; }
+
+std::vector<int8_t> unpack_weights(const uint8_t* data, int64_t count, int bits, WeightEncoding e,
+                                   const std::vector<int>& levels) {
+    std::vector<int8_t> values(static_cast<size_t>(count));
+    const uint32_t mask = (1u << bits) - 1;
+    for (int64_t i = 0; i < count; i++) {
+        const int64_t bit = i * bits;
+        // A field spans at most two bytes (bits <= 8).
+        uint32_t window = data[bit / 8];
+        if ((bit % 8) + bits > 8) window |= uint32_t(data[bit / 8 + 1]) << 8;
+        const uint32_t field = (window >> (bit % 8)) & mask;
+        values[size_t(i)] = int8_t(e == WeightEncoding::codebook ? levels[field] : decode_weight(e, bits, field));
+    }
+    return values;
 }
 
 int64_t read_le(const uint8_t* p, size_t size) {
@@ -202,6 +223,12 @@ std::shared_ptr<const Model> Model::from_bytes(std::vector<uint8_t> bytes, const
     m->size_ = m->owned_.size();
     m->parse();
     return m;
+}
+
+const int8_t* Model::weight_values(const Layer& l) const {
+    auto it = weight_values_.find(l.name);
+    if (l.op != Op::conv || it == weight_values_.end()) throw Error(file_ + ": layer '" + l.name + "' has no weights");
+    return it->second;
 }
 
 int64_t Model::macs(const Layer& l) const {
@@ -282,9 +309,10 @@ void Model::parse() {
     const auto* graph_bytes = reinterpret_cast<const uint8_t*>(graph_text.data());
     const Json g = parse_json(graph_bytes, graph_bytes + graph_text.size(), at, "__metadata__.halibit");
     const int version = get_int(g, "format_version", at, 0, 1 << 30);
-    if (version != kFormatVersion)
-        at.fail("format_version", std::to_string(version) + " is not supported (this build reads version " +
-                                      std::to_string(kFormatVersion) + ")");
+    if (version < kOldestFormatVersion || version > kFormatVersion)
+        at.fail("format_version", std::to_string(version) + " is not supported (this build reads versions " +
+                                      std::to_string(kOldestFormatVersion) + " to " + std::to_string(kFormatVersion) + ")");
+    format_version_ = version;
     name_ = g.contains("name") ? get_string(g, "name", at) : "";
 
     // Activation tensors.
@@ -429,14 +457,45 @@ void Model::parse() {
             l.weight_bits = get_int(w, "bits", lat, 1, 8, "weights.");
             if (!encoding_supports_bits(l.encoding, l.weight_bits))
                 lat.fail("weights.bits", std::to_string(l.weight_bits) + " is not supported for encoding '" +
-                                             encoding_name(l.encoding) + "' (binary: 1, signed: 2..8, odd: 1..4)");
-            const StoredTensor& wt =
-                stored_tensor(l.weights, "weights.tensor", "I8", {y.c, l.kernel_h, l.kernel_w, x.c / l.groups});
-            for (int64_t i = 0; i < wt.elements(); i++)
-                if (!encoding_contains(l.encoding, l.weight_bits, int8_t(wt.data[i])))
-                    lat.fail("weights.tensor", "value " + std::to_string(int8_t(wt.data[i])) + " at index " + std::to_string(i) +
-                                                   " is not a " + std::to_string(l.weight_bits) + "-bit '" +
-                                                   encoding_name(l.encoding) + "' weight");
+                                             encoding_name(l.encoding) + "' (binary: 1, signed: 2..8, odd: 1..4, codebook: 1..4)");
+            if (l.encoding == WeightEncoding::codebook) {
+                if (version < 2) lat.fail("weights.encoding", "codebook weights need format version 2");
+                const Json& levels = member(w, "levels", lat, "weights.");
+                const size_t want_levels = size_t(1) << l.weight_bits;
+                if (!levels.is_array() || levels.size() != want_levels)
+                    lat.fail("weights.levels", "must list " + std::to_string(want_levels) + " integers (2^bits), found " +
+                                                   shown(levels));
+                for (const Json& v : levels) l.levels.push_back(int(integer(v, "weights.levels", lat, -128, 127)));
+            } else if (w.contains("levels")) {
+                lat.fail("weights.levels", std::string("is only for codebook weights, not '") + encoding_name(l.encoding) + "'");
+            }
+            const int64_t count = int64_t(y.c) * l.kernel_h * l.kernel_w * (x.c / l.groups);
+            const int8_t* values = nullptr;
+            const char* weight_dtype = version == 1 ? "I8" : "U8";
+            if (auto st = stored_.find(l.weights); st != stored_.end() && st->second.dtype != weight_dtype)
+                lat.fail("weights.tensor", "tensor '" + l.weights + "' has dtype " + st->second.dtype + ", expected " +
+                                               weight_dtype + (version == 1 ? ": format version 1 stores int8 weight values"
+                                                                            : ": format version 2 stores bit-packed weights"));
+            if (version == 1) {
+                const StoredTensor& wt =
+                    stored_tensor(l.weights, "weights.tensor", "I8", {y.c, l.kernel_h, l.kernel_w, x.c / l.groups});
+                values = reinterpret_cast<const int8_t*>(wt.data);
+                for (int64_t i = 0; i < count; i++)
+                    if (!encoding_contains(l.encoding, l.weight_bits, values[i]))
+                        lat.fail("weights.tensor", "value " + std::to_string(values[i]) + " at index " + std::to_string(i) +
+                                                       " is not a " + std::to_string(l.weight_bits) + "-bit '" +
+                                                       encoding_name(l.encoding) + "' weight");
+            } else {
+                const int64_t bytes = packed_weight_bytes(count, l.weight_bits);
+                const StoredTensor& wt = stored_tensor(l.weights, "weights.tensor", "U8", {bytes});
+                const int used = int(count * l.weight_bits % 8);
+                if (used && wt.data[bytes - 1] >> used)
+                    lat.fail("weights.tensor", "tensor '" + l.weights + "' has bits set past its " + std::to_string(count) +
+                                                   " fields of " + std::to_string(l.weight_bits) + " bits");
+                unpacked_.push_back(unpack_weights(wt.data, count, l.weight_bits, l.encoding, l.levels));
+                values = unpacked_.back().data();
+            }
+            weight_values_[l.name] = values;
             if (j.contains("pad_values")) {
                 const Json& p = j["pad_values"];
                 if (!p.is_array() || int(p.size()) != x.c)
@@ -452,7 +511,7 @@ void Model::parse() {
             for (int o = 0; o < y.c; o++) {
                 int64_t hi = 0, lo = 0;
                 for (int64_t i = o * per_channel; i < (o + 1) * per_channel; i++) {
-                    const int w = int8_t(wt.data[i]);
+                    const int w = values[i];
                     (w > 0 ? hi : lo) += w;
                 }
                 if (hi * amax > kAccumulatorLimit || lo * amax < -kAccumulatorLimit)

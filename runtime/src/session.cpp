@@ -94,6 +94,7 @@ struct Session::Impl {
         std::string kernel;
         PackedWeights packed_weights;
         U8Weights u8_weights;
+        LutAlgorithm lut_algorithm = LutAlgorithm::activation_table;
         LutWeights lut_weights;
         std::vector<uint8_t> pad_values;
         Requantization rq;
@@ -136,10 +137,17 @@ void Session::Impl::plan(int new_batch) {
             const TensorSpec& in = m.tensor(l.inputs[0]);
             const bool zero_pad = std::all_of(l.pad_values.begin(), l.pad_values.end(), [](int v) { return v == 0; });
             const TensorSpec& out = m.tensor(l.output);
-            const ConvAlgorithm a = choose_conv_algorithm(
-                options.kernels, {l.encoding, l.weight_bits, in.bits, zero_pad, isa, m.macs(l), out.c / l.groups,
-                                  int64_t(in.c / l.groups) * l.kernel_h * l.kernel_w});
-            s.kind = a == ConvAlgorithm::popcount ? Kind::conv_popcount : a == ConvAlgorithm::lut ? Kind::conv_lut : Kind::conv_u8;
+            ConvChoiceInput choice{l.encoding, l.weight_bits, in.bits, zero_pad, isa, m.macs(l), out.c / l.groups,
+                                   int64_t(in.c / l.groups) * l.kernel_h * l.kernel_w};
+            if (l.encoding == WeightEncoding::codebook) {
+                choice.min_weight = *std::min_element(l.levels.begin(), l.levels.end());
+                choice.max_weight = *std::max_element(l.levels.begin(), l.levels.end());
+            }
+            const ConvAlgorithm a = choose_conv_algorithm(options.kernels, choice);
+            s.kind = a == ConvAlgorithm::popcount ? Kind::conv_popcount
+                     : a == ConvAlgorithm::u8     ? Kind::conv_u8
+                                                  : Kind::conv_lut;
+            s.lut_algorithm = a == ConvAlgorithm::pairwise ? LutAlgorithm::pairwise : LutAlgorithm::activation_table;
             break;
         }
         case Op::add: s.kind = Kind::add; break;
@@ -213,8 +221,7 @@ void Session::Impl::plan(int new_batch) {
         case Kind::conv_popcount:
         case Kind::conv_lut:
         case Kind::conv_u8: {
-            const StoredTensor& w = m.stored(l.weights);
-            const auto* ohwi = reinterpret_cast<const int8_t*>(w.data);
+            const int8_t* ohwi = m.weight_values(l);
             if (l.requantize) {
                 for (int64_t v : m.stored(l.multiplier).values()) s.rq.multiplier.push_back(int32_t(v));
                 s.rq.bias = m.stored(l.bias).values();
@@ -228,11 +235,21 @@ void Session::Impl::plan(int new_batch) {
                 s.kernel = std::string("bitserial_conv w") + std::to_string(l.weight_bits) + "a" + std::to_string(in.bits) +
                            " " + encoding_name(l.encoding);
             } else if (s.kind == Kind::conv_lut) {
-                s.lut_weights = prepare_lut_weights(LutAlgorithm::activation_table, ohwi, out.c, l.kernel_h, l.kernel_w, cg,
-                                                    l.groups, l.encoding, l.weight_bits);
+                if (s.lut_algorithm == LutAlgorithm::pairwise) {
+                    // The pairwise kernel takes level indices: a value's first level.
+                    const size_t count = size_t(out.c) * l.kernel_h * l.kernel_w * cg;
+                    std::vector<uint8_t> indices(count);
+                    for (size_t i = 0; i < count; i++)
+                        indices[i] = uint8_t(std::find(l.levels.begin(), l.levels.end(), ohwi[i]) - l.levels.begin());
+                    s.lut_weights = prepare_lut_codebook_weights(indices.data(), out.c, l.kernel_h, l.kernel_w, cg, l.groups,
+                                                                 std::vector<int32_t>(l.levels.begin(), l.levels.end()));
+                } else {
+                    s.lut_weights = prepare_lut_weights(LutAlgorithm::activation_table, ohwi, out.c, l.kernel_h, l.kernel_w,
+                                                        cg, l.groups, l.encoding, l.weight_bits);
+                }
                 weights_size += s.lut_weights.data.size();
-                s.kernel = std::string("lut_conv w") + std::to_string(l.weight_bits) + "a" + std::to_string(in.bits) + " " +
-                           encoding_name(l.encoding);
+                s.kernel = std::string("lut_conv ") + lut_algorithm_name(s.lut_algorithm) + " w" +
+                           std::to_string(l.weight_bits) + "a" + std::to_string(in.bits) + " " + encoding_name(l.encoding);
             } else {
                 s.u8_weights = prepare_u8_weights(ohwi, out.c, l.kernel_h, l.kernel_w, cg, l.groups);
                 weights_size += s.u8_weights.data.size() + s.u8_weights.sums.size() * 4;

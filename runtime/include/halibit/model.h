@@ -2,6 +2,7 @@
 // be shared by many Sessions on many threads.
 #pragma once
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <memory>
 #include <string>
@@ -29,7 +30,7 @@ const char* op_name(Op op);
 // A tensor stored in the file (weights, multipliers, biases): little-endian, not aligned.
 struct StoredTensor {
     std::string name;
-    std::string dtype;  // "I8", "I32", "I64"
+    std::string dtype;  // "I8", "U8", "I32", "I64"
     std::vector<int64_t> shape;
     const uint8_t* data = nullptr;
     size_t bytes = 0;
@@ -48,9 +49,12 @@ struct Layer {
     int kernel_h = 1, kernel_w = 1, stride = 1, pad = 0;
     // conv
     int groups = 1;
-    std::string weights;  // stored I8 [Cout, KH, KW, Cin / groups]
+    // The stored weights [Cout, KH, KW, Cin / groups]: version 1 I8 values, version 2 U8 bit
+    // fields; Model::weight_values has them as int8 values either way.
+    std::string weights;
     WeightEncoding encoding = WeightEncoding::signed_;
     int weight_bits = 8;
+    std::vector<int> levels;  // codebook: the 2^weight_bits levels the stored indices select
     std::vector<int> pad_values;  // one per input channel (all zero by default)
     // conv with a codes output: multiplier I32 [Cout], bias I64 [Cout]
     bool requantize = false;
@@ -87,6 +91,10 @@ public:
     const std::map<std::string, StoredTensor>& stored() const { return stored_; }
     const StoredTensor& stored(const std::string& name) const { return stored_.at(name); }
     size_t file_bytes() const { return size_; }
+    int format_version() const { return format_version_; }
+    // A conv layer's weights as int8 values, OHWI [Cout, KH, KW, Cin / groups] (codebook: the
+    // levels its indices select); valid while the Model lives.
+    const int8_t* weight_values(const Layer& conv) const;
 
     // Multiply-accumulates per image of one layer (0 for layers that are not convolutions).
     int64_t macs(const Layer& layer) const;
@@ -109,6 +117,9 @@ private:
     std::map<std::string, TensorSpec> tensors_;
     std::map<std::string, StoredTensor> stored_;
     std::vector<Layer> layers_;
+    int format_version_ = 0;
+    std::map<std::string, const int8_t*> weight_values_;  // by layer name: into the file or unpacked_
+    std::deque<std::vector<int8_t>> unpacked_;            // version 2 weights as values
 };
 
 }  // namespace halibit
