@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the host build into a scratch prefix, builds examples/consumer against it with
 # find_package(halibit), and checks the consumer's logits on a golden model against the
-# simulator's. Usage: check_install.sh BUILD_DIR GOLDEN_MODEL_DIR
+# simulator's; then the installed Python package (binding included) from the prefix alone.
+# Usage: check_install.sh BUILD_DIR GOLDEN_MODEL_DIR
 set -euo pipefail
 build=$(cd "$1" && pwd)
 golden=$(cd "$2" && pwd)
@@ -25,3 +26,11 @@ if [ "$out" != "$want" ]; then
     exit 1
 fi
 echo "check_install: out-of-tree consumer matches the simulator"
+# The installed package, away from the source and build trees.
+(cd "$build/install-check" && PYTHONPATH="$prefix/lib/python3/dist-packages" /usr/bin/python3 -c "
+import numpy as np, halibit
+assert halibit.__file__.startswith('$prefix'), halibit.__file__
+logits = halibit.Session(halibit.Model('$golden/model.halibit')).run(np.load('$golden/input.npy'))
+assert (logits == np.load('$golden/logits.npy')).all(), 'the installed binding differs from the simulator'
+print('check_install: installed Python package matches the simulator')
+")

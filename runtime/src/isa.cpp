@@ -95,6 +95,29 @@ IsaScope::IsaScope(Isa isa) : previous_(t_scoped) {
 }
 IsaScope::~IsaScope() { t_scoped = previous_; }
 
-void set_num_threads(int threads) { halide_set_num_threads(threads); }
+namespace {
+
+thread_local int t_threads = 0;  // the calling thread's session threads (0: not set)
+
+// Parallel kernel loops of a one-thread session run in the calling thread, without Halide's
+// thread pool: its shared work queue (one mutex, global thread count) made two Python threads
+// with one-thread sessions of their own slower together than one alone.
+int do_par_for(void* user_context, halide_task_t task, int min, int size, uint8_t* closure) {
+    if (t_threads == 1) {
+        for (int x = min; x < min + size; x++)
+            if (const int r = task(user_context, x, closure)) return r;
+        return 0;
+    }
+    return halide_default_do_par_for(user_context, task, min, size, closure);
+}
+
+}  // namespace
+
+void set_num_threads(int threads) {
+    static const bool installed = (halide_set_custom_do_par_for(do_par_for), true);
+    (void)installed;
+    t_threads = threads;
+    if (threads > 1) halide_set_num_threads(threads);
+}
 
 }  // namespace halibit

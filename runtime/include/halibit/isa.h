@@ -36,7 +36,8 @@ private:
     Isa previous_;
 };
 
-// Threads of Halide's thread pool used by parallel kernel loops.
+// Threads of the parallel kernel loops the calling thread runs next: 1 runs them in the calling
+// thread itself; more use Halide's (process-wide) thread pool with that many threads.
 void set_num_threads(int threads);
 
 }  // namespace halibit
