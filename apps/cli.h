@@ -58,6 +58,9 @@ int cmd_classify(const ClassifyOptions& o);
 
 // "28x28x1"
 std::string shape_string(const TensorSpec& t);
+// Prepares `session` for `batch` images and prints its kernel notes (layers that a forced
+// --kernels choice cannot run) to stderr.
+void prepare_and_note(Session& session, int batch);
 // "[N, 28, 28, 1]"-style list
 std::string list_string(const std::vector<int64_t>& v);
 // A count with a unit: 640, 102.4K, 1.81M, 3.63G.

@@ -41,7 +41,7 @@ int cmd_bench(const BenchOptions& o) {
 
     Session session(model, options);
     const auto prepare_start = Clock::now();
-    session.prepare(o.batch);
+    prepare_and_note(session, o.batch);
     const double prepare_s = std::chrono::duration<double>(Clock::now() - prepare_start).count();
 
     const size_t layers = session.profile().size();

@@ -22,7 +22,7 @@ int cmd_classify(const ClassifyOptions& o) {
     const auto& labels = model->labels();
 
     Session session(model, options);
-    session.prepare(1);
+    prepare_and_note(session, 1);
     for (const std::string& path : o.images) {
         const Image image = read_image(path);
         const std::vector<uint8_t> x = to_model_input(image, in.h, in.w, model->color());

@@ -32,6 +32,7 @@ int cmd_eval(const EvalOptions& o) {
                         " classes)");
 
     Session session(model, options);
+    prepare_and_note(session, int(std::max<int64_t>(1, std::min<int64_t>(o.batch, n))));
     const size_t image_bytes = size_t(in.elements());
     std::vector<uint8_t> predictions(static_cast<size_t>(n));
     std::vector<int64_t> confusion(size_t(classes * classes), 0);

@@ -46,6 +46,7 @@ int cmd_run(const RunOptions& o) {
     std::vector<int32_t> logits(size_t(n * classes));
     Session session(model, options);
     const int64_t chunk = std::max<int64_t>(1, std::min<int64_t>(o.batch, n));
+    prepare_and_note(session, int(chunk));
     for (int64_t i = 0; i < n; i += chunk) {
         const int b = int(std::min(chunk, n - i));
         const std::vector<int32_t> y = session.run(x.data.data() + size_t(i) * image_bytes, b);

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <iostream>
 #include <unistd.h>
 
 #include "cli.h"
@@ -16,6 +17,12 @@ SessionOptions SessionFlags::options() const {
     o.isa = parse_isa(isa);
     o.kernels = parse_kernel_choice(kernels);
     return o;
+}
+
+void prepare_and_note(Session& session, int batch) {
+    session.prepare(batch);
+    for (const std::string& note : session.kernel_notes())
+        std::cerr << "halibit: note: --kernels " << kernel_choice_name(session.options().kernels) << ": " << note << "\n";
 }
 
 std::string shape_string(const TensorSpec& t) {

@@ -1,4 +1,4 @@
-# Halide target lists (DESIGN.md, "Targets"). x86 libraries are multi-target, most specific
+# Halide target lists (docs/design.md, "Targets"). x86 libraries are multi-target, most specific
 # target first. Halide's own wrapper caches its choice for the life of the process, so the
 # runtime calls each target's entry point (<lib>-<target>-no_runtime_argv) itself: it picks the
 # best one the CPU supports, or the one forced with halibit::force_isa (runtime/src/dispatch.cpp).

@@ -1,4 +1,4 @@
-// `add`: the residual add with two dyadic multipliers (DESIGN.md, "Numerics"):
+// `add`: the residual add with two dyadic multipliers (docs/design.md, "Numerics"):
 //   out(c, p) = clamp((x0 M0[c] + x1 M1[c] + B[c] + 2^(S-1)) >> S, 0, 2^bits - 1), int64
 // x0 and x1 are codes (uint8) or int32 accumulators: their types are the generator parameters
 // x0.type and x1.type. p runs over the pixels of the whole batch.

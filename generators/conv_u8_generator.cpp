@@ -43,8 +43,8 @@ public:
     // channel blocks before widening (other targets: the same code as the normal library).
     GeneratorParam<bool> narrow{"narrow", false};
     // How the narrow AVX2 library sums the vpmaddubsw pairs: `int16` (vpaddw over `chunk` blocks,
-    // widened per chunk) or `madd` (vpmaddwd with ones into int32, oneDNN's sequence; 0.86x of
-    // int16 in bench/sweep.py, docs/kernels.md).
+    // widened per chunk) or `madd` (vpmaddwd with ones into int32, oneDNN's sequence: one more
+    // instruction per pair, slower in bench/sweep.py).
     GeneratorParam<std::string> narrow_sum{"narrow_sum", "int16"};
 
     Input<Buffer<uint8_t>> input{"input", 4};        // (c, x, y, n)

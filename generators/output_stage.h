@@ -39,16 +39,18 @@ inline Func requantization_thresholds(Func multiplier, Func bias, Expr shift) {
     Expr m = cast<int64_t>(multiplier(c));
     Expr s = cast<int64_t>(shift);
     Expr round = select(shift > 0, cast<int64_t>(1) << max(s - 1, 0), cast<int64_t>(0));
-    // acc * M >= need, saturated to int64: l 2^S overflows at shifts near 62 and B may be
-    // extreme. A saturated need is beyond +-2^63, so its threshold is beyond +-2^32 and clamps
-    // (below) to the same value as the exact one.
+    // acc * M >= need = l 2^S - B - round. A level beyond int64 (l 2^S > 2^63 - 1: shifts of 61
+    // and 62) is never reached: the loader bounds acc * M + B + round by 2^63 - 1. Otherwise need
+    // is saturated to int64 (B may be extreme): a saturated need lies beyond +-2^63, where
+    // acc * M (|acc * M| <= 2^62) never or always meets it, as the exact one; its threshold
+    // clamps (below) to the same value.
     const Expr i64_max = Expr(std::numeric_limits<int64_t>::max()), i64_min = Expr(std::numeric_limits<int64_t>::min());
     auto saturating_sub = [&](Expr a, Expr b) {
         return clamp(a, i64_min + max(b, cast<int64_t>(0)), i64_max + min(b, cast<int64_t>(0))) - b;
     };
     Expr level = cast<int64_t>(l + 1);
-    Expr shifted = select(level > (i64_max >> s), i64_max, level << s);
-    Expr need = saturating_sub(saturating_sub(shifted, bias(c)), round);
+    Expr unreachable = level > (i64_max >> s);
+    Expr need = saturating_sub(saturating_sub(select(unreachable, 0, level << s), bias(c)), round);
     const Expr never = Expr(std::numeric_limits<int64_t>::max()), always = Expr(std::numeric_limits<int64_t>::min());
     // Halide divides by a positive divisor rounding down: ceil(need / m) = -((-need) / m).
     Expr t = select(m > 0, -((-need) / max(m, 1)),
@@ -57,7 +59,8 @@ inline Func requantization_thresholds(Func multiplier, Func bias, Expr shift) {
     Expr flip = select(m < 0, cast<int64_t>(-1), cast<int64_t>(0));
     const Expr limit = Expr(int64_t(std::numeric_limits<int32_t>::max()));
     Func thresholds("thresholds");
-    thresholds(l, c) = cast<int32_t>(clamp(t ^ flip, -limit, limit));
+    // (Never met is the largest threshold for either sign of M: flipped <= 2^31 - 2.)
+    thresholds(l, c) = select(unreachable, cast<int32_t>(limit), cast<int32_t>(clamp(t ^ flip, -limit, limit)));
     return thresholds;
 }
 

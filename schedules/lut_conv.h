@@ -38,8 +38,7 @@ inline std::pair<int, int> lut_pairwise_tile(const Target& t) {
     return {2, 4};
 }
 
-// Register tile (output-channel vectors x pixels) by classes, from bench/sweep.py (docs/kernels.md,
-// "lut_conv"): on AVX2 two vectors (64 channels) x 3 pixels for up to 4 classes, x 1 for 8 (the
+// Register tile (output-channel vectors x pixels) by classes, from bench/sweep.py: on AVX2 two vectors (64 channels) x 3 pixels for up to 4 classes, x 1 for 8 (the
 // byte and uint16 tiles spill either way; wider tiles share each table load among more
 // lookups); on AVX-512 and arm64 one vector (64 / 16 channels) and as many pixels as the 32
 // registers hold.

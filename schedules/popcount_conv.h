@@ -132,9 +132,9 @@ inline void schedule_popcount_conv(PopcountConvSchedule& s, const std::string& s
 
     // Unrolled taps pay on AVX2 and NEON for accumulators without plane loops (bconv; on NEON also
     // W2A2's per-power accumulators), where loop overhead competes with a long popcount sequence.
-    // On AVX-512 only for W2A2's per-power accumulators with 1x1 kernels (0.78x the time); for
-    // 3x3 kernels, bconv and around unrolled plane pairs the unrolled block's live addresses cost
-    // as much as the loop or more (docs/kernels.md).
+    // On AVX-512 only for W2A2's per-power accumulators with 1x1 kernels; for 3x3 kernels, bconv
+    // and around unrolled plane pairs the unrolled block's live addresses cost as much as the
+    // loop or more.
     Expr kw = s.kernel_w, kh = s.kernel_h;
     if (s.taps != "auto" && s.taps != "unrolled" && s.taps != "rolled")
         throw std::runtime_error("popcount_conv: taps must be auto, unrolled or rolled");

@@ -50,7 +50,7 @@ struct TableTile {
 
 // The register tile by weight planes. AVX2 (16 ymm): byte accumulators (planes x vectors x
 // pixels), the step's weight vectors (planes x vectors), a table and a lookup result: W1 and W2
-// at 64 channels (6 and 2 pixels), W3 and W4 at 32 (3 and 2 pixels, sharing each weight load).
+// at 64 channels (5 and 2 pixels), W3 and W4 at 32 (3 and 2 pixels, sharing each weight load).
 // AVX-512 (32 zmm, 64 channels a vector) and arm64 (32 q registers, 16 channels): as many
 // pixels as the registers hold.
 inline TableTile table_tile_for(const Target& t, int bits) {

@@ -13,7 +13,7 @@ packages=(
     g++-aarch64-linux-gnu qemu-user         # the arm64 stage and its tests
     nlohmann-json3-dev libcli11-dev         # model graph JSON, the halibit command line
     python3-numpy python3-pytest            # the toolkit's exporter, simulator and its tests
-    pybind11-dev                            # the Python binding of the runtime (halibit.Model, halibit.Session)
+    pybind11-dev python3-dev                # the Python binding of the runtime (halibit.Model, halibit.Session)
     python3-dask python3-distributed        # halibit.batch: classification on a Dask cluster
     python3-torch python3-pulp coinor-cbc   # training (LSQ, PalQuant) and HAWQ-V3 bit allocation (ILP)
     zlib1g-dev libjpeg62-turbo-dev libpng-dev  # IDX datasets, JPEG and PNG for eval and classify

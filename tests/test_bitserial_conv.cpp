@@ -108,9 +108,8 @@ INSTANTIATE_TEST_SUITE_P(Specialized, BitserialConvChannels,
                                     encoding_name(info.param.e);
                          });
 
-// The AVX-512 table kernel's epilogue requantizes in int16 where every sum fits (window x largest
-// code x the encoding's coefficients <= 32766), else in int32: windows just inside and just
-// outside that bound (3 x 3 x 404 and x 405 channels at scale 3 x 3), and output channels that
+// Sums at the int16 edge (window x largest code x the encoding's coefficients just inside and
+// just outside 32766: 3 x 3 x 404 and x 405 channels at scale 3 x 3), and output channels that
 // end inside the first and the second 32 of a 64-channel block.
 TEST(BitserialConvTableEpilogue, SumsJustInsideAndOutsideInt16) {
     use_test_isa();

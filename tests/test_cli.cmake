@@ -64,6 +64,11 @@ else ()
 endif ()
 check(run_scalar_u8_batch1 0 "" "^image 0:" run ${model} -i ${input} -o ${WORK}/out_u8.npy --isa scalar --kernels u8
       --batch 1)
+# A forced choice that a layer cannot take says so: the stem reads the 8-bit image with its pad
+# value, the fc 8-bit codes with 8-bit weights.
+check(run_forced_bitserial_notes 0
+      "^halibit: note: --kernels bitserial: layer 'conv1' runs conv_u8: its input is padded with non-zero codes\nhalibit: note: --kernels bitserial: layer 'fc' runs conv_u8: its w8 weights are wider than 4 bits\n$"
+      "^image 0:" run ${model} -i ${input} -o ${WORK}/out_bitserial.npy --kernels bitserial)
 check(bench_json 0 "" "latency:  median [0-9.]+ ms" bench ${model} --repeat 2 --warmup 0 --json ${WORK}/bench.json)
 math(EXPR count "${count} + 1")
 file(READ ${WORK}/bench.json json)

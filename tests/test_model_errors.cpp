@@ -375,6 +375,12 @@ TEST(ModelFile, Version1FilesStillLoadAndComputeTheSame) {
     EXPECT_EQ(s1.run(images.data(), batch), s2.run(images.data(), batch));
 }
 
+TEST(ModelFile, TensorsNoLayerWrites) {
+    ModelBytes m = valid_model();
+    m.graph["tensors"]["orphan"] = {{"shape", {1, 1, 1}}, {"type", "codes"}, {"bits", 2}};
+    expect_error(m.bytes(), {"field 'tensors.orphan'", "is neither the input nor written by a layer"});
+}
+
 TEST(ModelFile, MalformedPackedWeights) {
     ModelBytes dtype = valid_model_v2();  // version 2 with version 1's int8 weights
     const std::vector<int8_t> w(27, 1);

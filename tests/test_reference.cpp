@@ -49,16 +49,6 @@ TEST(ReferenceRequantize, RoundsHalfUpShiftsAndClamps) {
     EXPECT_EQ(requantize(7, 1, 0, 0, 8), 7);     // shift 0: no rounding term
 }
 
-TEST(ReferenceThreshold, EqualsOneBitRequantization) {
-    for (int32_t m : {-7, -1, 0, 1, 3, 1000})
-        for (int64_t b : {-100000LL, -37LL, 0LL, 5LL, 99999LL})
-            for (int s : {0, 1, 4, 12}) {
-                const Threshold t = threshold_from_dyadic(m, b, s);
-                for (int32_t acc = -300; acc <= 300; acc += 7)
-                    ASSERT_EQ(threshold_bit(acc, t), requantize(acc, m, b, s, 1)) << m << " " << b << " " << s << " " << acc;
-            }
-}
-
 TEST(ReferencePack, BitPlanesAlongChannelsWithZeroTails) {
     Tensor4<uint8_t> codes(1, 1, 1, 10);
     codes.data = {1, 2, 3, 0, 0, 0, 0, 0, 3, 2};

@@ -132,6 +132,11 @@ public:
         return rows;
     }
 
+    std::vector<std::string> kernel_notes() {
+        std::lock_guard<std::mutex> lock(mutex_);
+        return session_->kernel_notes();
+    }
+
     PyModel model() const { return {model_}; }
     const halibit::SessionOptions& options() const { return session_->options(); }
     size_t arena_bytes() {
@@ -227,6 +232,8 @@ PYBIND11_MODULE(_runtime, m) {
         .def("run", &PySession::run, py::arg("images"),
              "uint8 images [N, H, W, C] (or one [H, W, C]) -> int32 logits [N, classes] (or [classes])")
         .def("profile", &PySession::profile, "Per layer of the last run: name, op, kernel, seconds, macs")
+        .def("kernel_notes", &PySession::kernel_notes,
+             "After a run: the convolutions that do not run the kernel family `kernels` asks for, and why")
         .def_property_readonly("model", &PySession::model)
         .def_property_readonly("threads", [](const PySession& s) { return s.options().threads; })
         .def_property_readonly("isa", [](const PySession& s) { return std::string(halibit::isa_name(s.options().isa)); })

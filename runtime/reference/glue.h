@@ -1,4 +1,4 @@
-// Reference glue ops between convolutions (DESIGN.md, "Numerics"): residual add with two dyadic
+// Reference glue ops between convolutions (docs/design.md, "Numerics"): residual add with two dyadic
 // multipliers, max pooling on codes, global average pooling as a sum and a dyadic multiply,
 // PalQuant's channel shuffle. Plain loops over NHWC.
 #pragma once

@@ -83,9 +83,8 @@ int largest_code(const uint8_t* codes, const ActivationShape& s, const uint8_t* 
 // of the int32 library per kReductionChunk input channels, the sums added here and then
 // requantized. Each call's pixel tiles then share a smaller slice of a channel tile's weights:
 // at 7x7x512 one 64-channel tile's weights (295 KB on avx512) were otherwise streamed from L2 by
-// each of its 7 pixel tiles. Measured (docs/kernels.md, "conv_u8 reduction chunks"): 1.36x
-// (avx512) and 1.41x (avx2 narrow) at 7x7x512; at 14x14x256 (28 pixel tiles per weight slice)
-// chunks were slower, hence only from 512 channels. arm64 keeps one call (its dot-product
+// each of its 7 pixel tiles. With fewer channels (14x14x256: 28 pixel tiles share each weight
+// slice) the extra passes cost more than they save, hence only from 512 channels. arm64 keeps one call (its dot-product
 // kernels add 128 x the whole weight sum). Nor does the AVX2 full-range library (`wide`): it
 // reads its tile's weights from `data16`, contiguous, and ran 1.07x faster at 7x7x512 in one
 // call than in chunks (the loop over a tap's channel blocks is then 4x longer).

@@ -1,8 +1,9 @@
 // The kernel choice table: which convolution algorithm runs a layer of given bits, encoding,
-// size and ISA. One place, consulted by Session::prepare(); the figures behind it are in
-// docs/kernels.md ("Kernel choice in whole networks").
+// size and ISA. One place, consulted by Session::prepare(); docs/kernels.md ("Kernel choice")
+// states the rule, docs/RESULTS.md the current per-(W, A) figures.
 #pragma once
 #include <cstdint>
+#include <string>
 
 #include "halibit/encoding.h"
 #include "halibit/isa.h"
@@ -51,8 +52,8 @@ inline ConvAlgorithm choose_conv_algorithm(KernelChoice choice, const ConvChoice
         return pairwise_applies && wanted ? ConvAlgorithm::pairwise : ConvAlgorithm::u8;
     }
     // lut_conv's activation tables: W1..4 (binary, signed, odd) x A1..8 with zero padding. Not
-    // the fastest kernel for any (W, A) on the benchmark layers (docs/kernels.md, "lut_conv"),
-    // so only `lut` picks them.
+    // the fastest kernel for any (W, A) on the benchmark layers (docs/RESULTS.md), so only `lut`
+    // picks them.
     const bool lut_applies = c.zero_padding && c.weight_bits <= 4 && c.activation_bits <= 8 &&
                              encoding_supports_bits(c.encoding, c.weight_bits);
     if (choice == KernelChoice::lut) return lut_applies ? ConvAlgorithm::lut : ConvAlgorithm::u8;
@@ -71,6 +72,24 @@ inline ConvAlgorithm choose_conv_algorithm(KernelChoice choice, const ConvChoice
                    : ConvAlgorithm::u8;
     default: return ConvAlgorithm::popcount;
     }
+}
+
+// Why a forced choice (`bitserial` or `lut`) does not run a layer on the family it names: ""
+// when it does (`auto` and `u8` are always honoured), else the condition it fails, for the
+// session's notes.
+inline std::string forced_choice_refused(KernelChoice choice, const ConvChoiceInput& c) {
+    if (choice == KernelChoice::automatic || choice == KernelChoice::u8) return "";
+    const ConvAlgorithm ran = choose_conv_algorithm(choice, c);
+    if (ran != ConvAlgorithm::u8) return "";
+    const std::string w = "w" + std::to_string(c.weight_bits), a = "a" + std::to_string(c.activation_bits);
+    if (!c.zero_padding) return "its input is padded with non-zero codes";
+    if (c.encoding == WeightEncoding::codebook) {
+        if (choice == KernelChoice::bitserial) return "codebook weights have no bit planes";
+        if (c.weight_bits > 2 || c.activation_bits > 2) return "the pairwise table takes codebooks of W <= 2 on A <= 2, not " + w + a;
+        return "a level times the largest code leaves int8";
+    }
+    if (c.weight_bits > 4) return "its " + w + " weights are wider than 4 bits";
+    return "its " + a + " activations are wider than 4 bits";
 }
 
 }  // namespace halibit

@@ -183,7 +183,8 @@ struct ConvArgs {
 
 // Whether the table kernels (generators/table_conv_generator.cpp) stand in for the Halide
 // kernel k: with AVX2, wherever the sums fit; with AVX-512, bitserial 3x3 (and larger) layers
-// of 1- and 2-bit weights, where they beat the vpopcntq kernel (docs/kernels.md, "table_conv").
+// of 1- and 2-bit weights, where they beat the vpopcntq kernel (bench/sweep.py --family
+// bitserial_conv compares the two).
 // Never for the autoscheduler baseline nor a schedule experiment's variant, which are
 // benchmarked as themselves.
 bool use_tables(const PackedActivations& in, const PackedWeights& w, Kernel k, bool bitserial) {

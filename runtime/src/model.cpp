@@ -605,6 +605,8 @@ void Model::parse() {
         layers_.push_back(std::move(l));
     }
     if (!defined.count(output_)) at.fail("output.tensor", "no layer writes tensor '" + output_ + "'");
+    for (const auto& [name, spec] : tensors_)
+        if (!defined.count(name)) at.fail("tensors." + name, "is neither the input nor written by a layer");
 }
 
 }  // namespace halibit

@@ -109,6 +109,7 @@ struct Session::Impl {
     uint8_t* arena_base = nullptr;
     size_t arena_size = 0, weights_size = 0;
     std::vector<LayerProfile> profile;
+    std::vector<std::string> kernel_notes;
 
     uint8_t* slot_ptr(int slot) { return arena_base + slots[slot].offset; }
     ActivationShape shape_of(const TensorSpec& t) const { return {batch, t.h, t.w, t.c}; }
@@ -123,6 +124,7 @@ void Session::Impl::plan(int new_batch) {
     tensors.clear();
     steps.clear();
     slots.clear();
+    kernel_notes.clear();
     for (const auto& [name, spec] : m.tensors()) tensors[name].spec = &spec;
 
     // 1. Kernels per layer, and which forms each tensor needs.
@@ -144,6 +146,8 @@ void Session::Impl::plan(int new_batch) {
                 choice.max_weight = *std::max_element(l.levels.begin(), l.levels.end());
             }
             const ConvAlgorithm a = choose_conv_algorithm(options.kernels, choice);
+            if (const std::string why = forced_choice_refused(options.kernels, choice); !why.empty())
+                kernel_notes.push_back("layer '" + l.name + "' runs conv_u8: " + why);
             s.kind = a == ConvAlgorithm::popcount ? Kind::conv_popcount
                      : a == ConvAlgorithm::u8     ? Kind::conv_u8
                                                   : Kind::conv_lut;
@@ -166,6 +170,8 @@ void Session::Impl::plan(int new_batch) {
         TensorState& t = tensors[s.layer->inputs[0]];
         if (t.needs_planes && t.packed_groups != s.layer->groups) {
             s.kind = Kind::conv_u8;
+            kernel_notes.push_back("layer '" + s.layer->name + "' runs conv_u8: its input's bit planes are packed for " +
+                                   std::to_string(t.packed_groups) + " groups, it has " + std::to_string(s.layer->groups));
             continue;
         }
         t.needs_planes = true;
@@ -185,8 +191,7 @@ void Session::Impl::plan(int new_batch) {
     };
     // Every tensor has its plain form; one read by popcount convolutions also gets bit planes,
     // packed right after its producer. (The convolutions' fused packed output would save that
-    // pass, but its bit gathering is scalar: ResNet-18 w1a1 ran 7.6 ms with it, 5.0 ms with
-    // codes + the vectorized pack kernel; docs/kernels.md.)
+    // pass, but its bit gathering is scalar, slower than codes plus the vectorized pack kernel.)
     auto declare = [&](const std::string& name, int time) {
         TensorState& t = tensors[name];
         const TensorSpec& spec = *t.spec;
@@ -383,6 +388,7 @@ std::vector<int32_t> Session::run(const uint8_t* images, int batch) {
 }
 
 const std::vector<LayerProfile>& Session::profile() const { return impl_->profile; }
+const std::vector<std::string>& Session::kernel_notes() const { return impl_->kernel_notes; }
 size_t Session::arena_bytes() const { return impl_->arena_size; }
 size_t Session::weight_bytes() const { return impl_->weights_size; }
 const Model& Session::model() const { return *impl_->model; }

@@ -1,4 +1,4 @@
-// Weight encodings and how a weight value splits into bit planes (DESIGN.md, "Numerics").
+// Weight encodings and how a weight value splits into bit planes (docs/design.md, "Numerics").
 #pragma once
 #include <cstdint>
 #include <stdexcept>

@@ -47,6 +47,10 @@ public:
     std::vector<int32_t> run(const uint8_t* images, int batch = 1);
 
     const std::vector<LayerProfile>& profile() const;
+    // After prepare(): the convolutions that do not run the kernel family the options ask for
+    // (`--kernels bitserial` or `lut` on a layer they cannot take, or bit planes packed for
+    // another group count), each "layer 'NAME' runs conv_u8: why".
+    const std::vector<std::string>& kernel_notes() const;
     // Bytes of activation memory of the planned arena (excluding packed weights).
     size_t arena_bytes() const;
     size_t weight_bytes() const;
