@@ -423,11 +423,13 @@ void Model::parse() {
             if (t.type != TensorType::codes) lat.fail(field, "tensor '" + t.name + "' must be codes for " + op);
         };
         // A stored tensor of the given dtype and shape.
+        // (`why_dtype`: appended to a dtype mismatch's message.)
         auto stored_tensor = [&](const std::string& name, const std::string& field, const char* dtype,
-                                 std::vector<int64_t> shape) -> const StoredTensor& {
+                                 std::vector<int64_t> shape, const std::string& why_dtype = "") -> const StoredTensor& {
             auto it = stored_.find(name);
             if (it == stored_.end()) lat.fail(field, "names tensor '" + name + "' that the file does not contain");
-            if (it->second.dtype != dtype) lat.fail(field, "tensor '" + name + "' has dtype " + it->second.dtype + ", expected " + dtype);
+            if (it->second.dtype != dtype)
+                lat.fail(field, "tensor '" + name + "' has dtype " + it->second.dtype + ", expected " + dtype + why_dtype);
             if (it->second.shape != shape) {
                 std::string s = "[";
                 for (size_t d = 0; d < shape.size(); d++) s += (d ? ", " : "") + std::to_string(shape[d]);
@@ -471,14 +473,9 @@ void Model::parse() {
             }
             const int64_t count = int64_t(y.c) * l.kernel_h * l.kernel_w * (x.c / l.groups);
             const int8_t* values = nullptr;
-            const char* weight_dtype = version == 1 ? "I8" : "U8";
-            if (auto st = stored_.find(l.weights); st != stored_.end() && st->second.dtype != weight_dtype)
-                lat.fail("weights.tensor", "tensor '" + l.weights + "' has dtype " + st->second.dtype + ", expected " +
-                                               weight_dtype + (version == 1 ? ": format version 1 stores int8 weight values"
-                                                                            : ": format version 2 stores bit-packed weights"));
             if (version == 1) {
-                const StoredTensor& wt =
-                    stored_tensor(l.weights, "weights.tensor", "I8", {y.c, l.kernel_h, l.kernel_w, x.c / l.groups});
+                const StoredTensor& wt = stored_tensor(l.weights, "weights.tensor", "I8", {y.c, l.kernel_h, l.kernel_w, x.c / l.groups},
+                                                       ": format version 1 stores int8 weight values");
                 values = reinterpret_cast<const int8_t*>(wt.data);
                 for (int64_t i = 0; i < count; i++)
                     if (!encoding_contains(l.encoding, l.weight_bits, values[i]))
@@ -487,7 +484,8 @@ void Model::parse() {
                                                        encoding_name(l.encoding) + "' weight");
             } else {
                 const int64_t bytes = packed_weight_bytes(count, l.weight_bits);
-                const StoredTensor& wt = stored_tensor(l.weights, "weights.tensor", "U8", {bytes});
+                const StoredTensor& wt =
+                    stored_tensor(l.weights, "weights.tensor", "U8", {bytes}, ": format version 2 stores bit-packed weights");
                 const int used = int(count * l.weight_bits % 8);
                 if (used && wt.data[bytes - 1] >> used)
                     lat.fail("weights.tensor", "tensor '" + l.weights + "' has bits set past its " + std::to_string(count) +
