@@ -67,7 +67,7 @@ int cmd_info(const InfoOptions& o) {
         // Bytes of every stored tensor this layer reads, as they are in the file.
         int64_t layer_bytes = 0;
         for (const std::string* name :
-             {&l.weights, &l.multiplier, &l.bias, &l.add_multipliers[0], &l.add_multipliers[1]})
+             {&l.weights, &l.multiplier, &l.bias, &l.int32_bias, &l.add_multipliers[0], &l.add_multipliers[1]})
             if (!name->empty() && m.stored().count(*name)) layer_bytes += int64_t(m.stored(*name).bytes);
         stored += layer_bytes;
 
@@ -93,6 +93,7 @@ int cmd_info(const InfoOptions& o) {
                 for (size_t i = 0; i < l.levels.size(); i++) weights += (i ? "," : "") + std::to_string(l.levels[i]);
                 weights += "}";
             }
+            if (!l.int32_bias.empty()) weights += " +bias";
             row.push_back(weights);
             row.push_back(act);
             row.push_back(std::to_string(n));

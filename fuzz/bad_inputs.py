@@ -7,10 +7,10 @@ message the user sees, the exit code).
 
 Exits 1 if any case crashes (a signal, a sanitizer report), exits with something other than 1,
 prints more than one line, or takes longer than its time limit. The valid starting points are
-the seed corpus (fuzz/corpus/): models tiny_gray_w1w2.halibit (8x8 gray, 4 classes) and
-tiny_every_op.halibit; the files are written to a temporary directory, which is the working
-directory of each command, so messages name them without a path. Cases that take more than one
-second of CPU time show it.
+the seed corpus (fuzz/corpus/): models tiny_gray_w1w2.halibit (8x8 gray, 4 classes),
+tiny_every_op.halibit and tiny_bias_v3.halibit (int32 biases, format version 3); the files are
+written to a temporary directory, which is the working directory of each command, so messages
+name them without a path. Cases that take more than one second of CPU time show it.
 """
 import copy
 import gzip
@@ -50,9 +50,15 @@ def join(header, graph, body, raw_header=None) -> bytes:
 def model_cases():
     base = (CORPUS / "model" / "tiny_every_op.halibit").read_bytes()
     h0, g0, d0 = split(base)
+    hb, gb, db = split((CORPUS / "model" / "tiny_bias_v3.halibit").read_bytes())
 
     def edit(fn):
         h, g, d = copy.deepcopy(h0), copy.deepcopy(g0), bytearray(d0)
+        fn(h, g, d)
+        return join(h, g, d)
+
+    def edit_bias(fn):  # the version 3 model: conv 'branch' (int32, read by add 'res') and 'fc' have biases
+        h, g, d = copy.deepcopy(hb), copy.deepcopy(gb), bytearray(db)
         fn(h, g, d)
         return join(h, g, d)
 
@@ -79,7 +85,7 @@ def model_cases():
         ("plain safetensors file (no __metadata__.halibit)",
          join({}, "", b"", raw_header=json.dumps({k: v for k, v in h0.items() if k != "__metadata__"}).encode()) + bytes(d0)),
         ("graph is not JSON", join(h0, "{not json", d0)),
-        ("format_version 3", edit(lambda h, g, d: g.update(format_version=3))),
+        ("format_version 4", edit(lambda h, g, d: g.update(format_version=4))),
         ("stored tensor dtype F32", edit(lambda h, g, d: h[first].update(dtype="F32"))),
         ("stored tensor shape [65536, 65536, 65536]", edit(lambda h, g, d: h[first].update(shape=[65536] * 3))),
         ("data_offsets past the end of the file", edit(lambda h, g, d: h[first].update(data_offsets=[0, 10 ** 12]))),
@@ -115,6 +121,13 @@ def model_cases():
         ("add multiplier 2^31-1 and bias 2^63-1: overflows int64 (was undefined behaviour in glue.cpp)",
          edit(lambda h, g, d: (fill(h, d, "res.bias", "q", (1 << 63) - 1), fill(h, d, "res.multiplier0", "i", (1 << 31) - 1)))),
         ("global_avg_pool multiplier 2^31", edit(lambda h, g, d: layer(g, "avgpool").update(multiplier=1 << 31))),
+        ("conv int32 bias in a format version 2 file", edit_bias(lambda h, g, d: g.update(format_version=2))),
+        ("conv bias on a requantizing conv", edit_bias(lambda h, g, d: layer(g, "stem").update(bias="fc.bias"))),
+        ("conv bias tensor of dtype I64", edit_bias(lambda h, g, d: layer(g, "fc").update(bias="res.bias"))),
+        ("conv bias tensor of shape [4] for 3 output channels",
+         edit_bias(lambda h, g, d: layer(g, "fc").update(bias="branch.bias"))),
+        ("conv bias 2^31-1: acc + bias beyond int32",
+         edit_bias(lambda h, g, d: fill(h, d, "fc.bias", "i", (1 << 31) - 1))),
         ("global_avg_pool over 4096 x 4096 8-bit codes, multiplier 2^31-1, shift 62: sum * multiplier + rounding overflows int64", None),
     ]
 

@@ -4,11 +4,12 @@
     /usr/bin/python3 fuzz/make_corpus.py [fuzz/corpus]
 
 model: tiny models built with halibit.networks.Builder (every op, encoding and bit width the
-loader knows, format version 2 and one version 1 file; a few hundred bytes to a few KB, so the
-fuzzer runs fast) and one synthetic small_resnet (the Fashion-MNIST shape). image: JPEG (baseline, progressive, gray, 4:2:0,
-restart markers) and PNG (gray, RGB, RGBA, palette, 16-bit, 1-bit, interlaced). idx: the MNIST
-layout, plain and gzip. npy: every dtype the reader accepts, format versions 1.0 to 3.0.
-Deterministic: the same files every run (gzip without a time stamp).
+loader knows, format version 2, one version 1 file and one version 3 file with int32 biases; a
+few hundred bytes to a few KB, so the fuzzer runs fast) and one synthetic small_resnet (the
+Fashion-MNIST shape). image: JPEG (baseline, progressive, gray, 4:2:0, restart markers) and PNG
+(gray, RGB, RGBA, palette, 16-bit, 1-bit, interlaced). idx: the MNIST layout, plain and gzip.
+npy: every dtype the reader accepts, format versions 1.0 to 3.0. Deterministic: the same files
+every run (gzip without a time stamp).
 """
 import gzip
 import io
@@ -65,6 +66,14 @@ def models(out: Path):
     x = b.conv("pw", x, 4, 1, 1, 0, encoding="odd", wbits=3, out_bits=4)
     b.classifier(x, 2)
     write_model(out / "tiny_odd_depthwise.halibit", *b.finish())
+
+    # Format version 3: int32 biases on a residual branch read by an add, and on the fc.
+    b = Builder("tiny-bias", [6, 6, 3], "rgb", [0.5] * 3, [0.25] * 3, ["a", "b", "c"], 4, calib_images=2)
+    x = b.conv("stem", "image", 4, 3, 1, 1, encoding="signed", wbits=8, out_bits=2)
+    r = b.conv("branch", x, 4, 3, 1, 1, encoding="signed", wbits=2, out_bits=None, bias=True)
+    x = b.add("res", r, x, 2)
+    b.classifier(x, 3, bias=True)
+    write_model(out / "tiny_bias_v3.halibit", *b.finish())
 
     # The network the Fashion-MNIST models use (88 KB: kept to one).
     write_model(out / "small_resnet_w2a2.halibit", *build("small_resnet", "w2a2", seed=0))

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs every Debian package the build, tests and benchmarks need. Idempotent: when all are
 # installed it only checks and returns. `--peers` adds what bench/compare_peers.py needs
-# (PyTorch, torchvision, matplotlib, node + npm for onnxruntime-node).
+# (matplotlib for its plots).
 set -euo pipefail
 
 packages=(
@@ -13,6 +13,8 @@ packages=(
     g++-aarch64-linux-gnu qemu-user         # the arm64 stage and its tests
     nlohmann-json3-dev libcli11-dev         # model graph JSON, the halibit command line
     python3-numpy python3-pytest            # the toolkit's exporter, simulator and its tests
+    python3-onnx                            # halibit.convert / export_qonnx: ONNX and QONNX import and export
+    python3-torchvision nodejs npm          # the QDQ import test: torchvision's ResNet-18, onnxruntime-node (npm)
     pybind11-dev python3-dev                # the Python binding of the runtime (halibit.Model, halibit.Session)
     python3-dask python3-distributed        # halibit.batch: classification on a Dask cluster
     python3-torch python3-pulp coinor-cbc   # training (LSQ, PalQuant) and HAWQ-V3 bit allocation (ILP)
@@ -22,8 +24,7 @@ packages=(
 )
 
 if [ "${1:-}" = "--peers" ]; then
-    packages+=(python3-torchvision python3-matplotlib)
-    command -v npm >/dev/null || packages+=(nodejs npm)
+    packages+=(python3-matplotlib)
 fi
 
 missing=()

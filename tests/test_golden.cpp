@@ -4,6 +4,7 @@
 // HALIBIT_ISA.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -21,11 +22,25 @@ std::vector<std::string> golden_models() {
     std::vector<std::string> dirs;
     const char* root = std::getenv("HALIBIT_GOLDEN_DIR");
     if (!root || !fs::is_directory(root)) return dirs;
-    // HALIBIT_GOLDEN_ONLY: a name prefix (the arm64 stage runs the small models under qemu).
-    const char* only = std::getenv("HALIBIT_GOLDEN_ONLY");
+    // HALIBIT_GOLDEN_ONLY: comma-separated name prefixes (the arm64 stage runs the small models under qemu).
+    std::vector<std::string> prefixes;
+    if (const char* only = std::getenv("HALIBIT_GOLDEN_ONLY")) {
+        std::string list = only;
+        for (size_t begin = 0; begin <= list.size();) {
+            const size_t end = std::min(list.find(',', begin), list.size());
+            if (end > begin) prefixes.push_back(list.substr(begin, end - begin));
+            begin = end + 1;
+        }
+    }
+    auto selected = [&](const std::string& name) {
+        if (prefixes.empty()) return true;
+        for (const auto& p : prefixes)
+            if (name.rfind(p, 0) == 0) return true;
+        return false;
+    };
     for (const auto& e : fs::directory_iterator(root)) {
         const std::string name = e.path().filename().string();
-        if (fs::exists(e.path() / "model.halibit") && (!only || name.rfind(only, 0) == 0)) dirs.push_back(name);
+        if (fs::exists(e.path() / "model.halibit") && selected(name)) dirs.push_back(name);
     }
     std::sort(dirs.begin(), dirs.end());
     return dirs;
@@ -41,7 +56,8 @@ class Golden : public ::testing::TestWithParam<std::tuple<std::string, KernelCho
 TEST(GoldenSet, IsPresent) {
     // The fixture generates them; an empty set would make the suite pass vacuously.
     ASSERT_NE(std::getenv("HALIBIT_GOLDEN_DIR"), nullptr) << "HALIBIT_GOLDEN_DIR is not set";
-    EXPECT_GE(golden_models().size(), std::getenv("HALIBIT_GOLDEN_ONLY") ? 5u : 7u) << "expected the small ResNet precisions and ResNet-18 in "
+    EXPECT_GE(golden_models().size(), std::getenv("HALIBIT_GOLDEN_ONLY") ? 7u : 9u)
+        << "expected the small ResNet precisions, the fx-exported VGG and ResNet-20 and ResNet-18 in "
                                           << std::getenv("HALIBIT_GOLDEN_DIR");
 }
 

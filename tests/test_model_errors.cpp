@@ -4,6 +4,7 @@
 
 #include <cstring>
 #include <functional>
+#include <limits>
 #include <tuple>
 
 #include <nlohmann/json.hpp>
@@ -101,6 +102,15 @@ ModelBytes valid_model_v2() {
     for (int v : {1, -2, 3, -4, 5, -6}) fc.push_back(uint32_t(v & 15));
     set_packed(m, "conv.weight", conv, 2);
     set_packed(m, "fc.weight", fc, 4);
+    return m;
+}
+
+// Version 3: the fc (int32 logits) adds an I32 bias per class.
+ModelBytes valid_model_v3(std::vector<int32_t> bias = {1000, -77}) {
+    ModelBytes m = valid_model_v2();
+    m.graph["format_version"] = 3;
+    m.graph["layers"][2]["bias"] = "fc.bias";
+    m.add_tensor("fc.bias", "I32", {int64_t(bias.size())}, bias.data(), bias.size() * 4);
     return m;
 }
 
@@ -269,7 +279,7 @@ TEST(ModelFile, ShapeProductOverflow) {
 }
 
 TEST(ModelFile, UnsupportedVersion) {
-    for (int v : {0, 3}) {
+    for (int v : {0, 4}) {
         ModelBytes m = valid_model();
         m.graph["format_version"] = v;
         expect_error(m.bytes(), {"format_version", std::to_string(v) + " is not supported"});
@@ -373,6 +383,85 @@ TEST(ModelFile, Version1FilesStillLoadAndComputeTheSame) {
     for (size_t i = 0; i < images.size(); i++) images[i] = uint8_t((i * 2654435761u) >> 24);
     Session s1(v1), s2(v2);
     EXPECT_EQ(s1.run(images.data(), batch), s2.run(images.data(), batch));
+}
+
+// The fc's bias adds to its accumulators, on every kernel choice: version 3 logits are the version
+// 2 model's plus the bias (the golden set's small_resnet_w2a2_bias checks a whole network, with
+// biased int32 tensors read by add layers, against the simulator).
+TEST(ModelFile, Int32BiasAddsToTheLogits) {
+    const std::vector<int32_t> bias = {1000, -77};
+    auto biased = Model::from_bytes(valid_model_v3(bias).bytes(), "v3.halibit");
+    auto plain = Model::from_bytes(valid_model_v2().bytes(), "v2.halibit");
+    EXPECT_EQ(biased->format_version(), 3);
+    EXPECT_EQ(biased->layers()[2].int32_bias, "fc.bias");
+    EXPECT_EQ(biased->layers()[0].int32_bias, "");
+    const int batch = 3;
+    std::vector<uint8_t> images(16 * batch);
+    for (size_t i = 0; i < images.size(); i++) images[i] = uint8_t(37 * i + 11);
+    for (KernelChoice k : {KernelChoice::automatic, KernelChoice::lut, KernelChoice::u8, KernelChoice::bitserial}) {
+        SessionOptions o;
+        o.kernels = k;
+        Session sb(biased, o), sp(plain, o);
+        const std::vector<int32_t> want = sp.run(images.data(), batch), got = sb.run(images.data(), batch);
+        ASSERT_EQ(got.size(), want.size());
+        for (size_t i = 0; i < got.size(); i++) EXPECT_EQ(got[i], want[i] + bias[i % 2]) << i << " " << int(k);
+        EXPECT_EQ(sb.run(images.data(), batch), got);  // a second run: the bias is added once
+    }
+    // At the range limit: channel 1's |acc| <= 2550 (weights -4, 5, -6 on codes up to 255).
+    const int32_t edge = 2147483646 - 2550;
+    auto top = Model::from_bytes(valid_model_v3({0, -edge}).bytes(), "edge.halibit");
+    std::vector<uint8_t> white(16, 255);
+    Session s(top);
+    EXPECT_GE(s.run(white.data(), 1)[1], -2147483646);
+}
+
+TEST(ModelFile, MalformedInt32Bias) {
+    ModelBytes v2 = valid_model_v3();  // a version 2 file with a bias
+    v2.graph["format_version"] = 2;
+    expect_error(v2.bytes(), {"layer 'fc'", "field 'bias'", "a conv's int32 bias needs format version 3 (this file is version 2)"});
+    ModelBytes rq = valid_model_v3();  // on the requantizing conv
+    rq.graph["layers"][0]["bias"] = "fc.bias";
+    expect_error(rq.bytes(), {"layer 'conv'", "field 'bias'", "only for convolutions with an int32 output"});
+    ModelBytes dtype = valid_model_v3();
+    dtype.graph["layers"][2]["bias"] = "conv.bias";  // I64 [3]
+    expect_error(dtype.bytes(), {"layer 'fc'", "field 'bias'", "tensor 'conv.bias' has dtype I64, expected I32"});
+    ModelBytes shape = valid_model_v3();
+    shape.graph["layers"][2]["bias"] = "conv.multiplier";  // I32 [3]
+    expect_error(shape.bytes(), {"layer 'fc'", "field 'bias'", "tensor 'conv.multiplier' has shape [3], expected [2]"});
+    ModelBytes missing = valid_model_v3();
+    missing.graph["layers"][2]["bias"] = "nope";
+    expect_error(missing.bytes(), {"layer 'fc'", "field 'bias'", "names tensor 'nope' that the file does not contain"});
+    ModelBytes name = valid_model_v3();
+    name.graph["layers"][2]["bias"] = 5;
+    expect_error(name.bytes(), {"layer 'fc'", "field 'bias'", "must be a string"});
+    // |acc| + |bias| beyond 2^31 - 2: channel 0's |acc| <= 1020 (weights 1, -2, 3), channel 1's 2550.
+    expect_error(valid_model_v3({2147483646 - 1020 + 1, 0}).bytes(),
+                 {"layer 'fc'", "field 'bias'",
+                  "acc + bias of output channel 0 can reach +-2147483647 (acc up to +-1020, bias 2147482627), outside "
+                  "+-(2^31 - 2)"});
+    expect_error(valid_model_v3({0, -(2147483646 - 2550 + 1)}).bytes(),
+                 {"layer 'fc'", "field 'bias'", "output channel 1 can reach +-2147483647"});
+    Model::from_bytes(valid_model_v3({2147483646 - 1020, -(2147483646 - 2550)}).bytes(), "edge.halibit");
+}
+
+// An add reading a biased int32 tensor checks its int64 range with the bias included: `B`
+// leaves room for |logits| <= 2550 (the fc's bound without a bias) and no more.
+TEST(ModelFile, AddSeesTheBiasedBound) {
+    auto with_add = [](std::vector<int32_t> bias) {
+        ModelBytes m = valid_model_v3(bias);
+        const int32_t mult[2] = {2147483647, 2147483647};
+        const int64_t b = std::numeric_limits<int64_t>::max() - int64_t(2) * 2550 * 2147483647;
+        const int64_t add_bias[2] = {b, -b};
+        m.add_tensor("res.multiplier", "I32", {2}, mult, sizeof mult);
+        m.add_tensor("res.bias", "I64", {2}, add_bias, sizeof add_bias);
+        m.graph["tensors"]["t3"] = {{"shape", {1, 1, 2}}, {"type", "codes"}, {"bits", 8}};
+        m.graph["layers"].push_back({{"name", "res"}, {"op", "add"}, {"inputs", {"logits", "logits"}}, {"output", "t3"},
+                                     {"multipliers", {"res.multiplier", "res.multiplier"}}, {"bias", "res.bias"},
+                                     {"shift", 0}});
+        return m.bytes();
+    };
+    Model::from_bytes(with_add({0, 0}), "add.halibit");
+    expect_error(with_add({0, 1}), {"layer 'res'", "field 'multipliers'", "can overflow int64"});
 }
 
 TEST(ModelFile, TensorsNoLayerWrites) {

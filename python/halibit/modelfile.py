@@ -1,4 +1,4 @@
-"""Reading, writing and validating halibit model files (docs/model-format.md, versions 1 and 2).
+"""Reading, writing and validating halibit model files (docs/model-format.md, versions 1 to 3).
 
 A model file is a safetensors container: an 8-byte little-endian header length N, N bytes of
 UTF-8 JSON (padded with spaces so that N is a multiple of 8), then the raw little-endian data
@@ -6,8 +6,11 @@ of every stored tensor. The graph is a JSON string under ``__metadata__["halibit
 
 In memory (what ``read_model`` returns and ``write_model`` takes) a convolution's weights are
 always int8 values [Cout, KH, KW, Cin / groups], codebook weights the levels their indices
-select. Version 2 files store them bit-packed at their bit width (``pack_weights``,
+select. Version 2 and 3 files store them bit-packed at their bit width (``pack_weights``,
 ``unpack_weights``: the one place that packs and unpacks); version 1 files as int8 values.
+Version 3 adds the int32 ``bias`` of convolutions without requantization; ``write_model``
+writes version 3 only for graphs that use it (``format_version_for``), so every other file
+stays as version 2 wrote it.
 
 ``validate(graph, tensors)`` checks everything the format document says (field ranges, shapes,
 topological order, weight values inside their encoding, int32 accumulators and int64
@@ -24,8 +27,9 @@ import struct
 
 import numpy as np
 
-FORMAT_VERSION = 2  # what write_model writes
-FORMAT_VERSIONS = (1, 2)  # what read_model reads
+FORMAT_VERSIONS = (1, 2, 3)  # what read_model reads
+FORMAT_VERSION = 2  # what write_model writes unless the graph needs a later one (format_version_for)
+CONV_BIAS_VERSION = 3  # the version that introduced a conv's int32 `bias`
 
 # safetensors dtype name -> little-endian numpy dtype (the dtypes docs/model-format.md uses)
 DTYPES = {"I8": np.dtype("<i1"), "U8": np.dtype("<u1"), "I32": np.dtype("<i4"), "I64": np.dtype("<i8")}
@@ -204,15 +208,29 @@ def _check_stored_dtypes(graph: dict, tensors: dict, file: str) -> None:
             if rq is not None:
                 need(rq.get("multiplier"), np.int32, lname, "requantize.multiplier")
                 need(rq.get("bias"), np.int64, lname, "requantize.bias")
+            if "bias" in layer:
+                need(layer["bias"], np.int32, lname, "bias")
         elif layer.get("op") == "add":
             for i, m in enumerate(layer.get("multipliers", [])):
                 need(m, np.int32, lname, f"multipliers[{i}]")
             need(layer.get("bias"), np.int64, lname, "bias")
 
 
-def write_model(path, graph: dict, tensors: dict, validate_graph: bool = True, version: int = FORMAT_VERSION) -> None:
+def format_version_for(graph: dict) -> int:
+    """The version write_model writes by default: FORMAT_VERSION, or CONV_BIAS_VERSION when a
+    conv has an int32 `bias` (files without one stay byte-identical to what version 2 wrote)."""
+    layers = graph.get("layers") if isinstance(graph, dict) else None
+    if any(isinstance(l, dict) and l.get("op") == "conv" and "bias" in l for l in layers or []):
+        return CONV_BIAS_VERSION
+    return FORMAT_VERSION
+
+
+def write_model(path, graph: dict, tensors: dict, validate_graph: bool = True, version: int | None = None) -> None:
     """Writes `graph` and the stored `tensors` (name -> int8/int32/int64 array; weights as int8
-    values) to `path` in format `version` (the writer sets the graph's `format_version`)."""
+    values) to `path` in format `version` (default: format_version_for(graph)); the writer sets
+    the graph's `format_version`."""
+    if version is None:
+        version = format_version_for(graph)
     if version not in FORMAT_VERSIONS:
         raise ModelError(f"{path}: format version {version!r} is not one of {FORMAT_VERSIONS}")
     graph = {"format_version": version, **{k: v for k, v in _plain(graph).items() if k != "format_version"}}
@@ -539,6 +557,20 @@ def validate(graph: dict, tensors: dict, file: str = "model") -> None:
                 bound[o] = (1 << ospec_l["bits"]) - 1
             else:
                 bound[o] = int(acc_bound.max())
+            if "bias" in layer:
+                if version < CONV_BIAS_VERSION:
+                    fail(f"a conv's int32 bias needs format version {CONV_BIAS_VERSION} "
+                         f"(this file is version {version})", lname, "bias")
+                if rq is not None:
+                    fail("is only for convolutions with an int32 output (a requantizing conv has requantize.bias)",
+                         lname, "bias")
+                b = stored(layer["bias"], np.int32, [Cout], lname, "bias")
+                reach = acc_bound + np.abs(b)
+                for c in np.flatnonzero(reach > ACC_LIMIT)[:1]:
+                    fail(f"acc + bias of output channel {c} can reach +-{int(reach[c])} "
+                         f"(acc up to +-{int(acc_bound[c])}, bias {int(b[c])}), outside +-(2^31 - 2), "
+                         "the range of int32 accumulators", lname, "bias")
+                bound[o] = int(reach.max())  # what a consumer (add) of this int32 tensor can receive
 
         elif op == "add":
             if in_specs[1]["shape"] != x["shape"] or ospec_l["shape"] != x["shape"]:

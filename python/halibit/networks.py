@@ -15,6 +15,9 @@ simulator layer by layer, so activations spread over their code range:
   (halibit.dyadic.requant_params), chosen so that int64 intermediates cannot overflow for ANY
   input; every int32 accumulator is checked for the worst case input (modelfile.validate).
 * output.scale: logits * scale has a standard deviation of about 2 on the calibration images.
+* With int32_bias, every conv with an int32 output (residual branches, downsamples, fc) gets a
+  per-channel int32 `bias` (format version 3) of up to two standard deviations of its
+  accumulator, drawn from the same RNG (only then: models without biases are unchanged).
 
 Tensor `scale`s are nominal (informative only): image 1/(255 std), weights 1/(2^(W-1) sqrt(fan_in)).
 
@@ -41,7 +44,7 @@ from . import fashion_mnist
 from . import simulator as sim
 from .dyadic import requant_params
 from .images import random_images
-from .modelfile import ACC_LIMIT, FORMAT_VERSION, encoding_range
+from .modelfile import ACC_LIMIT, FORMAT_VERSION, encoding_range, format_version_for
 
 # precision -> (weight encoding, weight bits, activation bits)
 PRECISIONS = {
@@ -89,9 +92,10 @@ def _code_range(mu, sd, bits):
 class Builder:
     """Builds a graph layer by layer, calibrating each layer on the calibration images."""
 
-    def __init__(self, name, shape, color, mean, std, labels, seed=0, calib_images=1, log=None):
+    def __init__(self, name, shape, color, mean, std, labels, seed=0, calib_images=1, log=None, int32_bias=False):
         H, W, C = shape
         self.rng = np.random.default_rng(seed)
+        self.int32_bias = int32_bias  # the default of conv(bias=...) for int32 outputs
         image_scale = 1.0 / (255.0 * float(np.mean(std)))
         self.graph = {
             "format_version": FORMAT_VERSION,
@@ -150,10 +154,15 @@ class Builder:
     # -- layers ------------------------------------------------------------------------------
 
     def conv(self, name, x, cout, kernel, stride=1, pad=0, groups=1, encoding="signed", wbits=8,
-             out_bits=None, pad_values=None, output=None, levels=None):
-        """A conv layer; codes output of `out_bits` bits (requantized) or int32 when None;
-        `levels` for codebook weights."""
+             out_bits=None, pad_values=None, output=None, levels=None, bias=None):
+        """A conv layer; codes output of `out_bits` bits (requantized) or int32 when None (with a
+        random int32 `bias` if bias, default the builder's int32_bias); `levels` for codebook
+        weights."""
         output = output or name
+        if bias is None:
+            bias = self.int32_bias and out_bits is None
+        if bias and out_bits is not None:
+            raise ValueError(f"layer '{name}': only a conv with an int32 output has a bias")
         if encoding == "codebook" and levels is None:
             levels = SYNTHETIC_LEVELS[wbits]
         xs = self.spec(x)
@@ -169,7 +178,8 @@ class Builder:
         lo_acc = np.where(wf < 0, wf, 0).sum(axis=1) * amax
         if hi_acc.max() > ACC_LIMIT or lo_acc.min() < -ACC_LIMIT:
             raise ValueError(f"layer '{name}': the accumulator can leave +-(2^31 - 2)")
-        worst = int(np.maximum(hi_acc, -lo_acc).max())
+        worst_c = np.maximum(hi_acc, -lo_acc)
+        worst = int(worst_c.max())
 
         acc = sim.conv_acc(self.acts[x], w, stride, pad, groups, pad_values)
         layer = {"name": name, "op": "conv", "inputs": [x], "output": output,
@@ -183,6 +193,13 @@ class Builder:
         acc_scale = xs["scale"] * wscale
         if out_bits is None:
             self._tensor(output, acc.shape[1:], "int32", acc_scale)
+            if bias:
+                _, sd = _stats(acc)
+                b = np.rint(self.rng.uniform(-2.0, 2.0, cout) * sd)
+                b = np.clip(b, -(ACC_LIMIT - worst_c), ACC_LIMIT - worst_c).astype(np.int32)
+                layer["bias"] = self._store(f"{name}.bias", b)
+                acc = sim.add_int32_bias(acc, b)
+                worst = int((worst_c + np.abs(b.astype(np.int64))).max())
             self.acts[output] = acc
             self.bound[output] = worst
         else:
@@ -253,16 +270,17 @@ class Builder:
         self.acts[output], self.bound[output] = sim.channel_shuffle(self.acts[x], groups), self.bound[x]
         return output
 
-    def classifier(self, x, classes):
-        """global_avg_pool -> 8-bit codes, fc (signed 8-bit 1x1 conv) -> int32 'logits'."""
+    def classifier(self, x, classes, bias=None):
+        """global_avg_pool -> 8-bit codes, fc (signed 8-bit 1x1 conv, `bias` as conv's) -> int32 'logits'."""
         p = self.global_avg_pool("avgpool", x, 8)
-        logits = self.conv("fc", p, classes, 1, encoding="signed", wbits=8, out_bits=None, output="logits")
+        logits = self.conv("fc", p, classes, 1, encoding="signed", wbits=8, out_bits=None, output="logits", bias=bias)
         sd = float(self.acts[logits].astype(np.float64).std())
         self.graph["output"] = {"tensor": logits, "scale": 2.0 / sd if sd > 0 else 1.0}
         return logits
 
     def finish(self):
         self.progress("done")
+        self.graph["format_version"] = format_version_for(self.graph)  # 3 if a conv has a bias
         return self.graph, self.stored
 
 
@@ -297,9 +315,13 @@ def _mean_codes(mean):
     return [int(round(m * 255)) for m in mean]
 
 
-def _imagenet(net, precision, seed, log, block, blocks, calib_images):
-    b = Builder(f"{net}-{precision}-synthetic", [224, 224, 3], "rgb", IMAGENET_MEAN, IMAGENET_STD,
-                [f"class {i}" for i in range(1000)], seed, calib_images, log)
+def _name(net, precision, int32_bias):
+    return f"{net}-{precision}{'-bias' if int32_bias else ''}-synthetic"
+
+
+def _imagenet(net, precision, seed, log, block, blocks, calib_images, int32_bias):
+    b = Builder(_name(net, precision, int32_bias), [224, 224, 3], "rgb", IMAGENET_MEAN, IMAGENET_STD,
+                [f"class {i}" for i in range(1000)], seed, calib_images, log, int32_bias)
     stem_bits = stage_precision(precision, 0)[2]
     x = b.conv("conv1", "image", 64, 7, 2, 3, encoding="signed", wbits=8, out_bits=stem_bits,
                pad_values=_mean_codes(IMAGENET_MEAN))
@@ -314,21 +336,21 @@ def _imagenet(net, precision, seed, log, block, blocks, calib_images):
     return b.finish()
 
 
-def resnet18(precision: str, seed: int = 0, log=None, calib_images: int = 2):
+def resnet18(precision: str, seed: int = 0, log=None, calib_images: int = 2, int32_bias: bool = False):
     """ImageNet-shaped ResNet-18 (224x224x3, 1000 classes) with synthetic weights."""
-    return _imagenet("resnet18", precision, seed, log, basic_block, (2, 2, 2, 2), calib_images)
+    return _imagenet("resnet18", precision, seed, log, basic_block, (2, 2, 2, 2), calib_images, int32_bias)
 
 
-def resnet50(precision: str, seed: int = 0, log=None, calib_images: int = 2):
+def resnet50(precision: str, seed: int = 0, log=None, calib_images: int = 2, int32_bias: bool = False):
     """ImageNet-shaped ResNet-50 (torchvision v1.5: stride in the 3x3 conv) with synthetic weights."""
-    return _imagenet("resnet50", precision, seed, log, bottleneck, (3, 4, 6, 3), calib_images)
+    return _imagenet("resnet50", precision, seed, log, bottleneck, (3, 4, 6, 3), calib_images, int32_bias)
 
 
-def small_resnet(precision: str, seed: int = 0, log=None, calib_images: int = 16):
+def small_resnet(precision: str, seed: int = 0, log=None, calib_images: int = 16, int32_bias: bool = False):
     """Fashion-MNIST-shaped ResNet (28x28x1, 10 classes): 3x3 stem to 16 channels, three stages of
     one basic block (widths 16, 32, 64; stages 2 and 3 stride 2), no max pool."""
-    b = Builder(f"small_resnet-{precision}-synthetic", [28, 28, 1], "gray", fashion_mnist.MEAN,
-                fashion_mnist.STD, [f"class {i}" for i in range(10)], seed, calib_images, log)
+    b = Builder(_name("small_resnet", precision, int32_bias), [28, 28, 1], "gray", fashion_mnist.MEAN,
+                fashion_mnist.STD, [f"class {i}" for i in range(10)], seed, calib_images, log, int32_bias)
     x = b.conv("conv1", "image", 16, 3, 1, 1, encoding="signed", wbits=8, out_bits=stage_precision(precision, 0)[2],
                pad_values=_mean_codes(fashion_mnist.MEAN))
     b.progress("stem")
@@ -342,9 +364,10 @@ def small_resnet(precision: str, seed: int = 0, log=None, calib_images: int = 16
 NETWORKS = {"resnet18": resnet18, "resnet50": resnet50, "small_resnet": small_resnet}
 
 
-def build(net: str, precision: str, seed: int = 0, log=None):
-    """(graph, stored tensors) of network `net` at `precision`."""
+def build(net: str, precision: str, seed: int = 0, log=None, int32_bias: bool = False):
+    """(graph, stored tensors) of network `net` at `precision` (int32_bias: every conv with an
+    int32 output has a bias, format version 3)."""
     if net not in NETWORKS:
         raise ValueError(f"unknown network {net!r} (one of {', '.join(NETWORKS)})")
     stage_precision(precision, 0)  # validates the name
-    return NETWORKS[net](precision, seed=seed, log=log)
+    return NETWORKS[net](precision, seed=seed, log=log, int32_bias=int32_bias)

@@ -13,6 +13,8 @@ Rounding passes gradients straight through (STE); steps are learned as in LSQ (E
   to the weights during training (integers of at most `limit` in magnitude in the file) times a
   learned step per channel.
 * `weight_quantizer(encoding, bits, channels, act_bits)` picks one of the two.
+* `QConv2d`, `QLinear`: `nn.Conv2d` / `nn.Linear` whose forward quantizes the weight with one of
+  them (`F.conv2d(x, self.wq(self.weight), ...)`), the form `halibit.fx_export` maps to a layer.
 
 Every weight quantizer has `integer(w)` (the integer weights of the file) and `file_steps()` (the
 float step per output channel that multiplies them).
@@ -22,6 +24,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -197,3 +200,30 @@ def weight_quantizer(encoding: str, bits: int, channels: int, act_bits: int = 8,
     if encoding == "codebook":
         return CodebookQuant(bits, channels, max(1, 127 // ((1 << act_bits) - 1)))
     return WeightQuant(encoding, bits, channels, per_channel)
+
+
+class QConv2d(nn.Conv2d):
+    """A convolution with quantized weights: `weight` = (encoding, bits) of `weight_quantizer`,
+    `act_bits` the bits of its input codes (bounds a codebook's levels; default: the weight bits)."""
+
+    def __init__(self, cin, cout, kernel, stride=1, padding=0, groups=1, bias=False, *, weight, act_bits=None,
+                 per_channel=True):
+        super().__init__(cin, cout, kernel, stride, padding, groups=groups, bias=bias)
+        encoding, bits = weight
+        self.wq = weight_quantizer(encoding, bits, cout, act_bits or bits, per_channel)
+
+    def forward(self, x):
+        return F.conv2d(x, self.wq(self.weight), self.bias, self.stride, self.padding, self.dilation, self.groups)
+
+
+class QLinear(nn.Linear):
+    """A fully connected layer with quantized weights (see QConv2d); the network's last layer
+    (int32 logits) needs `per_channel=False`: one scale for every logit."""
+
+    def __init__(self, cin, cout, bias=False, *, weight, act_bits=None, per_channel=True):
+        super().__init__(cin, cout, bias=bias)
+        encoding, bits = weight
+        self.wq = weight_quantizer(encoding, bits, cout, act_bits or bits, per_channel)
+
+    def forward(self, x):
+        return F.linear(x, self.wq(self.weight), self.bias)

@@ -108,6 +108,15 @@ def requantize(acc: np.ndarray, multiplier, bias, shift: int, bits: int) -> np.n
     return _clamp_codes(round_shift(acc.astype(np.int64) * M + B, shift), bits)
 
 
+def add_int32_bias(acc: np.ndarray, bias) -> np.ndarray:
+    """acc + B[c] per channel (last axis): a conv's int32 bias (format version 3), as int32."""
+    v = acc.astype(np.int64) + np.asarray(bias, np.int64)
+    lo, hi = v.min(initial=0), v.max(initial=0)
+    if lo < INT32_MIN or hi > INT32_MAX:
+        raise SimulationError(f"conv bias: output range [{int(lo)}, {int(hi)}] does not fit int32")
+    return v.astype(np.int32)
+
+
 def add(x0: np.ndarray, x1: np.ndarray, multipliers, bias, shift: int, bits: int) -> np.ndarray:
     """clamp(round(x0 * M0[c] + x1 * M1[c] + B[c], S), 0, 2^bits - 1), as uint8."""
     if x0.shape != x1.shape:
@@ -162,7 +171,7 @@ def run_layer(layer: dict, graph: dict, tensors: dict, env: dict) -> np.ndarray:
                        layer.get("pad_values"))
         rq = layer.get("requantize")
         if rq is None:
-            return acc
+            return add_int32_bias(acc, tensors[layer["bias"]]) if "bias" in layer else acc
         return requantize(acc, tensors[rq["multiplier"]], tensors[rq["bias"]], rq["shift"], spec["bits"])
     if op == "add":
         return add(xs[0], xs[1], [tensors[m] for m in layer["multipliers"]], tensors[layer["bias"]],

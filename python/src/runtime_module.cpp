@@ -42,8 +42,9 @@ py::dict layer_info(const halibit::Model& m, const halibit::Layer& l) {
         d["encoding"] = halibit::encoding_name(l.encoding);
         d["weight_bits"] = l.weight_bits;
         if (l.encoding == halibit::WeightEncoding::codebook) d["levels"] = l.levels;
+        if (!l.int32_bias.empty()) d["bias"] = l.int32_bias;
         size_t bytes = 0;
-        for (const std::string* t : {&l.weights, &l.multiplier, &l.bias})
+        for (const std::string* t : {&l.weights, &l.multiplier, &l.bias, &l.int32_bias})
             if (!t->empty()) bytes += m.stored(*t).bytes;
         d["stored_bytes"] = bytes;
     }

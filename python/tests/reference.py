@@ -91,8 +91,14 @@ def run(graph, tensors, images):
             acc = conv(xs[0], tensors[L["weights"]["tensor"]].tolist(), L["stride"], L["pad"], L["groups"],
                        L.get("pad_values"))
             rq = L.get("requantize")
-            out = acc if rq is None else requantize(acc, tensors[rq["multiplier"]].tolist(),
-                                                     tensors[rq["bias"]].tolist(), rq["shift"], spec["bits"])
+            if rq is not None:
+                out = requantize(acc, tensors[rq["multiplier"]].tolist(), tensors[rq["bias"]].tolist(), rq["shift"],
+                                 spec["bits"])
+            elif "bias" in L:  # format version 3: int32 bias
+                bias = tensors[L["bias"]].tolist()
+                out = map4(acc, lambda v, c: v + bias[c])
+            else:
+                out = acc
         elif op == "add":
             out = add(xs[0], xs[1], tensors[L["multipliers"][0]].tolist(), tensors[L["multipliers"][1]].tolist(),
                       tensors[L["bias"]].tolist(), L["shift"], spec["bits"])

@@ -1,11 +1,12 @@
 import json
+import re
 import struct
 
 import numpy as np
 import pytest
 
-from halibit.modelfile import (ENCODINGS, ModelError, in_encoding, pack_weights, parse_model, read_model,
-                               unpack_weights, validate, write_model)
+from halibit.modelfile import (ACC_LIMIT, ENCODINGS, FORMAT_VERSION, ModelError, format_version_for, in_encoding,
+                               pack_weights, parse_model, read_model, unpack_weights, validate, write_model)
 from tiny import build_tiny
 
 
@@ -40,6 +41,40 @@ def test_round_trip(tmp_path, tiny, version):
     for name, a in tensors.items():
         assert t2[name].dtype == a.dtype and t2[name].shape == a.shape
         np.testing.assert_array_equal(t2[name], a)
+
+
+@pytest.fixture(scope="module")
+def tiny_bias():
+    return build_tiny(bias=True)
+
+
+def test_round_trip_version3(tmp_path, tiny_bias):
+    graph, tensors = tiny_bias
+    path = tmp_path / "tiny.halibit"
+    write_model(path, graph, tensors)
+    g2, t2 = read_model(path)
+    assert g2 == graph and g2["format_version"] == 3
+    for name, a in tensors.items():
+        assert t2[name].dtype == a.dtype and t2[name].shape == a.shape
+        np.testing.assert_array_equal(t2[name], a)
+    header = raw_parse(path.read_bytes())[1]
+    assert header["fc.bias"]["dtype"] == "I32" and header["fc.bias"]["shape"] == [3]
+
+
+def test_writer_picks_the_version(tmp_path, tiny, tiny_bias):
+    """Version 3 only when a conv has a bias: other files stay what version 2 wrote."""
+    assert FORMAT_VERSION == 2
+    assert format_version_for(tiny[0]) == 2 and format_version_for(tiny_bias[0]) == 3
+    write_model(tmp_path / "a.halibit", *tiny)
+    write_model(tmp_path / "b.halibit", *tiny, version=2)
+    assert (tmp_path / "a.halibit").read_bytes() == (tmp_path / "b.halibit").read_bytes()
+    assert read_model(tmp_path / "a.halibit")[0]["format_version"] == 2
+    write_model(tmp_path / "c.halibit", *tiny, version=3)  # any graph may be written as version 3
+    assert read_model(tmp_path / "c.halibit")[0]["format_version"] == 3
+    with pytest.raises(ModelError, match="layer 'c3': field 'bias': a conv's int32 bias needs format version 3 "
+                                         r"\(this file is version 2\)"):
+        write_model(tmp_path / "d.halibit", *tiny_bias, version=2)
+    assert not (tmp_path / "d.halibit").exists()
 
 
 def reference_fields(values, encoding, bits, levels=None):
@@ -150,6 +185,13 @@ def test_write_rejects_wrong_dtypes(tmp_path, tiny, role, dtype):
     assert not (tmp_path / "bad.halibit").exists()
 
 
+def test_write_rejects_int64_conv_bias(tmp_path, tiny_bias):
+    graph, tensors = tiny_bias
+    bad = dict(tensors, **{"fc.bias": tensors["fc.bias"].astype(np.int64)})
+    with pytest.raises(ModelError, match=r"layer 'fc': field 'bias': tensor 'fc.bias' has dtype int64, expected int32"):
+        write_model(tmp_path / "bad.halibit", graph, bad)
+
+
 def test_add_multiplier_dtype(tmp_path, tiny):
     graph, tensors = tiny
     bad = dict(tensors)
@@ -165,7 +207,7 @@ def mutated(graph, fn):
 
 
 @pytest.mark.parametrize("fn,pattern", [
-    (lambda g: g.update(format_version=3), "field 'format_version': 3 is not supported"),
+    (lambda g: g.update(format_version=4), "field 'format_version': 4 is not supported"),
     (lambda g: g.update(format_version=1), "layer 'c7': field 'weights.encoding': codebook weights need format version 2"),
     (lambda g: conv_layer(g, "c7")["weights"].update(levels=[1, 2, 3]), "layer 'c7': field 'weights.levels': expected 4"),
     (lambda g: conv_layer(g, "c7")["weights"].update(levels=[1, 2, 3, 128]), "layer 'c7': field 'weights.levels'"),
@@ -191,6 +233,70 @@ def test_validate_rejects(tiny, fn, pattern):
     validate(graph, tensors, "tiny.halibit")
     with pytest.raises(ModelError, match="^tiny.halibit: .*" + pattern):
         validate(mutated(graph, fn), tensors, "tiny.halibit")
+
+
+@pytest.mark.parametrize("fn,pattern", [
+    (lambda g: g.update(format_version=2),
+     r"layer 'c3': field 'bias': a conv's int32 bias needs format version 3 \(this file is version 2\)"),
+    (lambda g: g.update(format_version=1), "layer 'c3': field 'bias': a conv's int32 bias needs format version 3"),
+    (lambda g: conv_layer(g, "c1").update(bias="fc.bias"),
+     r"layer 'c1': field 'bias': is only for convolutions with an int32 output \(a requantizing conv has "
+     r"requantize.bias\)"),
+    (lambda g: conv_layer(g, "fc").update(bias="c1.bias"),
+     "layer 'fc': field 'bias': tensor 'c1.bias' has dtype int64, expected int32"),
+    (lambda g: conv_layer(g, "fc").update(bias="c3.bias"),
+     r"layer 'fc': field 'bias': tensor 'c3.bias' has shape \[6\], expected \[3\]"),
+    (lambda g: conv_layer(g, "fc").update(bias="nope"), "layer 'fc': field 'bias': stored tensor 'nope' is missing"),
+])
+def test_validate_rejects_int32_bias(tiny_bias, fn, pattern):
+    graph, tensors = tiny_bias
+    validate(graph, tensors, "tiny.halibit")
+    with pytest.raises(ModelError, match="^tiny.halibit: " + pattern):
+        validate(mutated(graph, fn), tensors, "tiny.halibit")
+
+
+def fc_acc_bound(graph, tensors):
+    """Per class: the fc's |acc| bound (weights x the largest 8-bit code)."""
+    w = tensors[conv_layer(graph, "fc")["weights"]["tensor"]].astype(np.int64).reshape(3, -1)
+    return np.maximum(np.where(w > 0, w, 0).sum(axis=1), -np.where(w < 0, w, 0).sum(axis=1)) * 255
+
+
+@pytest.mark.parametrize("sign", [1, -1])
+def test_validate_int32_bias_range(tiny_bias, sign):
+    """|acc| + |bias| of every channel within +-(2^31 - 2), with the same message as the C++ loader."""
+    graph, tensors = tiny_bias
+    acc = fc_acc_bound(graph, tensors)
+    edge = dict(tensors, **{"fc.bias": (sign * (ACC_LIMIT - acc)).astype(np.int32)})
+    validate(graph, edge, "tiny.halibit")
+    over = dict(tensors, **{"fc.bias": edge["fc.bias"].copy()})
+    over["fc.bias"][1] += sign
+    with pytest.raises(ModelError, match=re.escape(
+            f"tiny.halibit: layer 'fc': field 'bias': acc + bias of output channel 1 can reach +-{ACC_LIMIT + 1} "
+            f"(acc up to +-{acc[1]}, bias {int(over['fc.bias'][1])}), outside +-(2^31 - 2), the range of int32 "
+            f"accumulators")):
+        validate(graph, over, "tiny.halibit")
+
+
+def test_add_checks_the_biased_bound(tiny_bias):
+    """res reads c3: its int64 check uses c3's bound with the bias (|acc| + |bias|), not |acc| alone."""
+    graph, tensors = tiny_bias
+    c3, res = conv_layer(graph, "c3"), conv_layer(graph, "res")
+    w = tensors[c3["weights"]["tensor"]].astype(np.int64).reshape(6, -1)
+    codes = (1 << graph["tensors"][c3["inputs"][0]]["bits"]) - 1
+    acc = np.maximum(np.where(w > 0, w, 0).sum(axis=1), -np.where(w < 0, w, 0).sum(axis=1)) * codes
+    bound = int((acc + np.abs(tensors[c3["bias"]].astype(np.int64))).max())
+    assert bound > int(acc.max())
+    m0, m1 = (np.abs(tensors[m].astype(np.int64)) for m in res["multipliers"])
+    x1 = (1 << graph["tensors"][res["inputs"][1]]["bits"]) - 1
+    rounding = 1 << (res["shift"] - 1) if res["shift"] else 0
+    room = [(1 << 63) - 1 - rounding - bound * int(a) - x1 * int(b) for a, b in zip(m0, m1)]
+    at_limit = dict(tensors, **{res["bias"]: np.array(room, np.int64)})
+    validate(graph, at_limit)  # B fills int64 exactly for inputs up to the biased bound
+    c = int(np.argmax(m0))
+    over = dict(at_limit, **{res["bias"]: at_limit[res["bias"]].copy()})
+    over[res["bias"]][c] += 1
+    with pytest.raises(ModelError, match="layer 'res': field 'multipliers': .* can overflow int64"):
+        validate(graph, over)
 
 
 @pytest.mark.parametrize("layer,value", [("c2", 8), ("c2", -9), ("c3", 2), ("c3", 5), ("c3", -7), ("c4", 0),

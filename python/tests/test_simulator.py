@@ -145,3 +145,31 @@ def test_run_checks_images():
         sim.run(graph, tensors, np.zeros((1, 6, 5, 3), np.int32))
     with pytest.raises(sim.SimulationError, match="uint8"):
         sim.run(graph, tensors, np.zeros((1, 5, 6, 3), np.uint8))
+
+
+def test_int32_bias_against_reference_graph():
+    """Format version 3: c3's and c4's biased int32 outputs feed adds, the fc's are the logits."""
+    graph, tensors = build_tiny(bias=True)
+    assert graph["format_version"] == 3
+    biased = [l["name"] for l in graph["layers"] if l["op"] == "conv" and "bias" in l]
+    assert biased == ["c3", "c4", "fc"]
+    images = random_images(3, 6, 5, 3, seed=12)
+    logits, acts = sim.run(graph, tensors, images, return_all=True)
+    env = ref.run(graph, tensors, images)
+    for name in graph["tensors"]:
+        assert acts[name].tolist() == env[name], name
+    # the bias is added once, after the accumulation
+    layer = next(l for l in graph["layers"] if l["name"] == "fc")
+    acc = sim.conv_acc(acts["avgpool"], tensors[layer["weights"]["tensor"]])
+    np.testing.assert_array_equal(logits, (acc.astype(np.int64) + tensors["fc.bias"]).reshape(3, 3))
+    assert tensors["fc.bias"].dtype == np.int32 and tensors["fc.bias"].any()
+
+
+def test_add_int32_bias():
+    acc = np.array([-5, 0, 7, (1 << 31) - 3], np.int32).reshape(1, 1, 2, 2)
+    got = sim.add_int32_bias(acc, np.array([10, 2], np.int32))
+    assert got.dtype == np.int32 and got.ravel().tolist() == [5, 2, 17, (1 << 31) - 1]
+    with pytest.raises(sim.SimulationError, match="int32"):
+        sim.add_int32_bias(acc, np.array([0, 3], np.int32))
+    with pytest.raises(sim.SimulationError, match="int32"):
+        sim.add_int32_bias(np.full((1, 1, 1, 1), -(1 << 31) + 1, np.int32), [-2])

@@ -25,8 +25,10 @@ namespace {
 
 using Json = nlohmann::json;
 
-// Version 1 stores weights as int8 values; version 2 stores them bit-packed and adds codebooks.
-constexpr int kOldestFormatVersion = 1, kFormatVersion = 2;
+// Version 1 stores weights as int8 values; version 2 stores them bit-packed and adds codebooks;
+// version 3 adds the int32 `bias` of convolutions without requantization.
+constexpr int kOldestFormatVersion = 1, kNewestFormatVersion = 3;
+constexpr int kConvBiasVersion = 3;
 constexpr int64_t kMaxElements = int64_t(1) << 31;  // per tensor: sizes stay in int32 indexing
 // |accumulator| bound: the kernels' int32 requantization thresholds need one value beyond every
 // accumulator (generators/output_stage.h).
@@ -309,9 +311,9 @@ void Model::parse() {
     const auto* graph_bytes = reinterpret_cast<const uint8_t*>(graph_text.data());
     const Json g = parse_json(graph_bytes, graph_bytes + graph_text.size(), at, "__metadata__.halibit");
     const int version = get_int(g, "format_version", at, 0, 1 << 30);
-    if (version < kOldestFormatVersion || version > kFormatVersion)
+    if (version < kOldestFormatVersion || version > kNewestFormatVersion)
         at.fail("format_version", std::to_string(version) + " is not supported (this build reads versions " +
-                                      std::to_string(kOldestFormatVersion) + " to " + std::to_string(kFormatVersion) + ")");
+                                      std::to_string(kOldestFormatVersion) + " to " + std::to_string(kNewestFormatVersion) + ")");
     format_version_ = version;
     name_ = g.contains("name") ? get_string(g, "name", at) : "";
 
@@ -536,6 +538,27 @@ void Model::parse() {
                         lat.fail("requantize", "acc * multiplier + bias can overflow int64 (output channel " +
                                                    std::to_string(o) + ")");
                 bound[l.output] = (int64_t(1) << y.bits) - 1;
+            }
+            if (j.contains("bias")) {
+                if (version < kConvBiasVersion)
+                    lat.fail("bias", "a conv's int32 bias needs format version " + std::to_string(kConvBiasVersion) +
+                                         " (this file is version " + std::to_string(version) + ")");
+                if (l.requantize)
+                    lat.fail("bias", "is only for convolutions with an int32 output (a requantizing conv has "
+                                     "requantize.bias)");
+                l.int32_bias = get_string(j, "bias", lat);
+                const std::vector<int64_t> b = stored_tensor(l.int32_bias, "bias", "I32", {y.c}).values();
+                int64_t most = 0;
+                for (int o = 0; o < y.c; o++) {
+                    const int64_t reach = acc_bound[size_t(o)] + std::abs(b[size_t(o)]);
+                    if (reach > kAccumulatorLimit)
+                        lat.fail("bias", "acc + bias of output channel " + std::to_string(o) + " can reach +-" +
+                                             std::to_string(reach) + " (acc up to +-" + std::to_string(acc_bound[size_t(o)]) +
+                                             ", bias " + std::to_string(b[size_t(o)]) +
+                                             "), outside +-(2^31 - 2), the range of int32 accumulators");
+                    most = std::max(most, reach);
+                }
+                bound[l.output] = most;  // what a consumer (add) of this int32 tensor can receive
             }
             break;
         }

@@ -71,6 +71,14 @@ size_t place_slots(std::vector<Slot>& slots) {
     return total;
 }
 
+// A convolution's int32 bias (format version 3): out[p, c] += bias[c] over `pixels` NHWC pixels,
+// after the kernel wrote the accumulators. The loader checked that every sum fits int32.
+void add_int32_bias(int32_t* out, size_t pixels, const std::vector<int32_t>& bias) {
+    const size_t channels = bias.size();
+    for (size_t p = 0; p < pixels; p++, out += channels)
+        for (size_t c = 0; c < channels; c++) out[c] += bias[c];
+}
+
 }  // namespace
 
 struct Session::Impl {
@@ -98,6 +106,7 @@ struct Session::Impl {
         LutWeights lut_weights;
         std::vector<uint8_t> pad_values;
         Requantization rq;
+        std::vector<int32_t> int32_bias;  // conv with an int32 output: added per channel (empty: none)
         AddParams add;
         int64_t macs = 0;
     };
@@ -233,6 +242,8 @@ void Session::Impl::plan(int new_batch) {
                 s.rq.shift = l.shift;
                 s.rq.out_bits = out.bits;
             }
+            if (!l.int32_bias.empty())
+                for (int64_t v : m.stored(l.int32_bias).values()) s.int32_bias.push_back(int32_t(v));
             const int cg = in.c / l.groups;
             if (s.kind == Kind::conv_popcount) {
                 s.packed_weights = pack_weights(ohwi, out.c, l.kernel_h, l.kernel_w, cg, l.groups, l.encoding, l.weight_bits);
@@ -356,6 +367,7 @@ void Session::Impl::execute(const uint8_t* images) {
             channel_shuffle(plain_codes(in.name), size_t(batch) * in.h * in.w, in.c, l.shuffle_groups, plain_codes(l.output));
             break;
         }
+        if (!s.int32_bias.empty()) add_int32_bias(plain_i32(l.output), size_t(batch) * out.h * out.w, s.int32_bias);
         finish(l.output);
         profile[i].seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     }

@@ -59,6 +59,9 @@ struct Layer {
     // conv with a codes output: multiplier I32 [Cout], bias I64 [Cout]
     bool requantize = false;
     std::string multiplier, bias;
+    // conv with an int32 output: optional I32 [Cout] added to the accumulators (empty: none;
+    // format version 3)
+    std::string int32_bias;
     int shift = 0;  // conv, add, global_avg_pool
     // add: multipliers I32 [C] for inputs 0 and 1, bias I64 [C] (in `bias`)
     std::string add_multipliers[2];
