@@ -14,7 +14,7 @@ packages=(
     nlohmann-json3-dev libcli11-dev         # model graph JSON, the halibit command line
     python3-numpy python3-pytest            # the toolkit's exporter, simulator and its tests
     python3-onnx                            # halibit.convert / export_qonnx: ONNX and QONNX import and export
-    python3-torchvision nodejs npm          # the QDQ import test: torchvision's ResNet-18, onnxruntime-node (npm)
+    python3-torchvision                     # the QDQ import test's ResNet-18 (and compare_peers)
     pybind11-dev python3-dev                # the Python binding of the runtime (halibit.Model, halibit.Session)
     python3-dask python3-distributed        # halibit.batch: classification on a Dask cluster
     python3-torch python3-pulp coinor-cbc   # training (LSQ, PalQuant) and HAWQ-V3 bit allocation (ILP)
@@ -22,6 +22,10 @@ packages=(
     dataset-fashion-mnist                   # the training and evaluation data
     clang libclang-rt-14-dev                # libFuzzer targets and the ThreadSanitizer test
 )
+
+# node + npm for onnxruntime-node (the QDQ import test, compare_peers); a machine with another
+# node distribution (nodesource's nodejs bundles npm and conflicts with Debian's) keeps its own.
+command -v npm >/dev/null || packages+=(nodejs npm)
 
 if [ "${1:-}" = "--peers" ]; then
     packages+=(python3-matplotlib)

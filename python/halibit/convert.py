@@ -613,8 +613,65 @@ class Converter:
         return QWeight(np.where(w >= 0, 1, -1).astype(np.int64), s, np.zeros(1), 1, "binary", False, node)
 
     def _trunc(self, node):
-        fail(node, "Trunc (truncating average-pool outputs) is not supported: halibit's global_avg_pool rounds "
-                   "(docs/import.md)")
+        """QONNX Trunc (trunc_op.md; Brevitas's TruncAvgPool): y = rint(x / scale + zeropt) is the
+        input's integer grid, then y / 2^k rounded (FLOOR by default), with 2^k = 2^(in_bits -
+        out_bits) (version 1, 5 inputs, no clamp, output scale = scale) or out_scale / scale as
+        a power of two (version 2, 6 inputs, clamped to the output bits). Exact here when y is an
+        integer combination of codes by construction, as after a pool's sum: one rounding of a
+        dyadic fraction."""
+        n = len(node.input)
+        if n not in (5, 6):
+            fail(node, f"{n} inputs: Trunc takes 5 (version 1) or 6 (version 2)")
+        x = self.lin(node, 0)
+        C = x.C
+        s = _channels(node, self.const(node, 1, "scale"), C, x.layout, "input 'scale'")
+        z = _channels(node, self.const(node, 2, "zeropt"), C, x.layout, "input 'zeropt'")
+        if np.any(s <= 0) or not np.all(np.isfinite(s)) or not np.all(np.isfinite(z)):
+            fail(node, "input 'scale'/'zeropt': the scale must be positive and finite, the zero point finite")
+        a = _Attrs(node)
+        mode = a.str("rounding_mode", "FLOOR").upper()
+        in_bits = self._int_input(node, 3, "in_bitwidth")
+        grid = replace(x, terms=[(k, c / s) for k, c in x.terms], bias=x.bias / s + z)
+        lo_y = hi_y = grid.bias.copy()
+        for k, c in grid.terms:
+            t = k[1] if isinstance(k, tuple) else k
+            unit = c / (self.tensors[t]["shape"][0] * self.tensors[t]["shape"][1]) if isinstance(k, tuple) else c
+            if not _is_integer(unit) or not _is_integer(grid.bias):
+                fail(node, "input 'X': not on the integer grid of 'scale' (halibit applies Trunc to sums of codes, "
+                           "as Brevitas's TruncAvgPool writes it)")
+            bound = self._bound(t, node) * (self.tensors[t]["shape"][0] * self.tensors[t]["shape"][1]
+                                            if isinstance(k, tuple) else 1)
+            low = 0 if self.tensors[t]["type"] == "codes" else -bound
+            lo_y, hi_y = lo_y + np.minimum(unit * low, unit * bound), hi_y + np.maximum(unit * low, unit * bound)
+        if n == 5:
+            out_bits = self._int_input(node, 4, "out_bitwidth")
+            shift = in_bits - out_bits
+            if shift < 0 or np.any(lo_y < 0) or np.any(hi_y > (1 << in_bits) - 1):
+                fail(node, f"input 'X': its integers {float(lo_y.min()):g}..{float(hi_y.max()):g} are not unsigned "
+                           f"{in_bits}-bit values, or out_bitwidth exceeds in_bitwidth (version 1 does not clamp)")
+            step, out_scale, signed, narrow = 2.0 ** shift, s, False, False
+        else:
+            out_scale = _channels(node, self.const(node, 4, "out_scale"), C, x.layout, "input 'out_scale'")
+            out_bits = self._int_input(node, 5, "out_bitwidth")
+            if np.any(out_scale <= 0) or not np.all(np.isfinite(out_scale)):
+                fail(node, "input 'out_scale': must be positive and finite")
+            step = 2.0 ** np.rint(np.log2(out_scale / s))
+            signed, narrow = bool(a.int("signed", 1)), bool(a.int("narrow", 0))
+        if out_bits > 8:
+            fail(node, f"input 'out_bitwidth': {out_bits}-bit activations; halibit codes have 1..8 bits")
+        # codes of y / step; value = (y' - zeropt / step) * out_scale with y' the rounded integer
+        if x.relu and np.any(lo_y < 0):
+            fail(node, "input 'X': a Relu before Trunc on values that can be negative")
+        shape = (1, C) if x.layout == "flat" else (1, C, 1, 1)
+        q = self.quantize(node, replace(grid, relu=False), np.broadcast_to(step, (C,)).reshape(shape), 0.0, out_bits,
+                          signed, narrow, mode, integer=True)
+        return self._affine(node, q, out_scale, -z / (step if n == 6 else 1.0) * out_scale)
+
+    def _int_input(self, node, i, what):
+        v = np.asarray(self.const(node, i, what), dtype=np.float64).reshape(-1)
+        if v.size != 1 or not np.isfinite(v[0]) or v[0] != round(v[0]) or not 1 <= v[0] <= 64:
+            fail(node, f"input '{what}': {v.tolist()} is not one positive integer")
+        return int(v[0])
 
     def _op_QuantizeLinear(self, node):
         x = self.value(node, 0)
@@ -803,6 +860,9 @@ class Converter:
         coeff = float(c[0]) / (H * W)
         Ms, B, S = self._requant(node, name, [np.array([coeff])], np.zeros(1), [H * W * self.bounds[t]], mode,
                                  kind="avg")
+        if np.any(B != 0):
+            fail(node, f"attribute 'rounding_mode': {mode} after an average pool; halibit's global_avg_pool rounds "
+                       "half up and has no bias to shift its rounding")
         out = self._tensor(name, (shape[0], 1, 1), "codes", scale, out_bits)
         self._layer({"name": out, "op": "global_avg_pool", "inputs": [t], "output": out,
                      "multiplier": int(Ms[0][0]), "shift": int(S)})

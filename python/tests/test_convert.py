@@ -36,7 +36,7 @@ from onnx import TensorProto, helper
 
 import onnx_graphs as G
 from onnx_graphs import Q, Tiny
-from halibit import convert, onnx_reference, simulator
+from halibit import convert, fashion_mnist, onnx_reference, simulator
 from halibit.modelfile import read_model, validate
 
 PYTHON = "/usr/bin/python3"
@@ -341,7 +341,8 @@ BAD = [
      ["'a1'", "(BipolarQuant)", "input 'X'"]),
     ("three-way-add", "Add(Add(conv1, conv2), conv3) before one quantizer", _edit(_three_way_add),
      ["'a1'", "(Quant)", "input 'X'", "3 activations"]),
-    ("trunc", "Trunc after GlobalAveragePool", _edit(_trunc), ["'trunc'", "(Trunc)", "Trunc"]),
+    ("trunc", "Trunc of a GlobalAveragePool's mean (not on the input's integer grid)", _edit(_trunc),
+     ["'trunc'", "(Trunc)", "integer grid"]),
     ("avgpool-2x2", "AveragePool 2x2 stride 2 (not global)", _edit(_avgpool),
      ["'gap'", "(AveragePool)", "'kernel_shape'"]),
     ("maxpool-ceil", "MaxPool ceil_mode 1", _edit(_maxpool_ceil), ["'pool'", "(MaxPool)", "'ceil_mode'"]),
@@ -439,3 +440,62 @@ if __name__ == "__main__":
         print(table())
     else:
         sys.exit(pytest.main([__file__, "-q"] + sys.argv[1:]))
+
+
+# --------------------------------------------------------------------------------------------
+# Trunc (Brevitas's TruncAvgPool: the pool's sum, then a shift)
+
+
+def _trunc_graph(version, mode):
+    """Quant -> Conv (4-bit, stride 2) -> Relu -> Quant 4-bit -> GlobalAveragePool -> Mul(H*W)
+    -> Trunc (12 -> 8 bits) -> Flatten -> Gemm: the logits."""
+    from onnx import numpy_helper
+    r = np.random.default_rng(5)
+    nodes, inits = [], []
+
+    def init(name, a):
+        inits.append(numpy_helper.from_array(np.asarray(a, dtype=np.float32), name))
+        return name
+
+    def quant(x, out, s, z, b, signed=0):
+        nodes.append(helper.make_node("Quant", [x, init(out + ".s", s), init(out + ".z", z), init(out + ".b", b)], [out],
+                                      domain=Q, name=out, signed=signed, narrow=0, rounding_mode="ROUND"))
+
+    quant("input", "q0", 1 / 255, 0, 8)
+    w1 = r.normal(size=(8, 1, 3, 3))
+    quant(init("w1", w1), "w1q", np.abs(w1).max(axis=(1, 2, 3), keepdims=True) / 7, 0, 4, 1)
+    nodes.append(helper.make_node("Conv", ["q0", "w1q"], ["c1"], name="conv1", pads=[1, 1, 1, 1], strides=[2, 2]))
+    nodes.append(helper.make_node("Relu", ["c1"], ["r1"], name="relu1"))
+    quant("r1", "a1", 0.05, 0, 4)
+    nodes.append(helper.make_node("GlobalAveragePool", ["a1"], ["p"], name="gap"))
+    nodes.append(helper.make_node("Mul", ["p", init("hw", 196.0)], ["psum"], name="sum"))
+    ins = ["psum", "a1.s", "a1.z", init("ib", 12)] + ([init("ob", 8)] if version == 1 else [init("os", 0.8), init("ob", 8)])
+    extra = {} if version == 1 else {"signed": 0, "narrow": 0}
+    nodes.append(helper.make_node("Trunc", ins, ["t"], domain=Q, name="trunc", rounding_mode=mode, **extra))
+    nodes.append(helper.make_node("Flatten", ["t"], ["f"], name="flat"))
+    w3 = r.normal(size=(10, 8))
+    quant(init("w3", w3), "w3q", np.abs(w3).max() / 127, 0, 8, 1)
+    nodes.append(helper.make_node("Gemm", ["f", "w3q"], ["logits"], name="fc", transB=1))
+    g = helper.make_graph(nodes, "trunc", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 1, 28, 28])],
+                          [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 10])], inits)
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 13), helper.make_opsetid(Q, version)])
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_trunc_after_pool_sum(version):
+    """Trunc (HALF_UP) of the pool's sum is one global_avg_pool, exact: the same logits as the
+    float reference up to float64 rounding."""
+    model = _trunc_graph(version, "HALF_UP")
+    graph, stored, _ = convert.convert(model)
+    assert [(l["name"], l["op"]) for l in graph["layers"]] == [("conv1", "conv"), ("trunc", "global_avg_pool"),
+                                                                ("fc", "conv")]
+    images, _ = fashion_mnist.load("t10k")
+    images = images[:500]
+    want = onnx_reference.run(model, {"input": images.transpose(0, 3, 1, 2).astype(np.float64) / 255})["logits"]
+    got = simulator.run(graph, stored, images) * graph["output"]["scale"]
+    assert np.abs(got - want).max() <= 1e-9 * np.abs(want).max()
+
+
+def test_trunc_floor_after_pool_is_refused():
+    with pytest.raises(convert.ConvertError, match=r"node 'trunc' \(Trunc\): attribute 'rounding_mode': FLOOR"):
+        convert.convert(_trunc_graph(1, "FLOOR"))
