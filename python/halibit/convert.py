@@ -887,15 +887,7 @@ class Converter:
         if isinstance(a, Lin) and isinstance(b, Lin):
             if op not in ("Add", "Sub"):
                 fail(node, f"{op} of two activations is not supported")
-            if a.relu or b.relu:
-                fail(node, "adding a Relu's output before its quantizer is not supported")
-            if a.shape != b.shape or a.layout != b.layout:
-                fail(node, f"input shapes {a.shape} and {b.shape} differ")
-            sign = 1.0 if op == "Add" else -1.0
-            terms = dict()
-            for k, c in a.terms + [(k, sign * c) for k, c in b.terms]:
-                terms[k] = terms[k] + c if k in terms else c
-            return Lin(list(terms.items()), a.bias + sign * b.bias, a.shape, layout=a.layout)
+            return self._sum(node, a, b, 1.0 if op == "Add" else -1.0)
         if isinstance(a, Lin) or isinstance(b, Lin):
             x, k, first = (a, b, True) if isinstance(a, Lin) else (b, a, False)
             kv = k.value() if isinstance(k, QWeight) else k.value
@@ -912,6 +904,18 @@ class Converter:
                 return self._affine(node, x, 1.0 / kv, np.zeros(x.C))
             fail(node, f"{op} with the activation as divisor is not supported")
         return self._fold(node)
+
+    @staticmethod
+    def _sum(node, a: Lin, b: Lin, sign: float) -> Lin:
+        """a + sign * b: the terms of one tensor merge."""
+        if a.relu or b.relu:
+            fail(node, "adding a Relu's output before its quantizer is not supported")
+        if a.shape != b.shape or a.layout != b.layout:
+            fail(node, f"input shapes {list(a.shape)} and {list(b.shape)} differ")
+        terms = {}
+        for k, c in a.terms + [(k, sign * c) for k, c in b.terms]:
+            terms[k] = terms[k] + c if k in terms else c
+        return Lin(list(terms.items()), a.bias + sign * b.bias, a.shape, layout=a.layout)
 
     def _op_Add(self, node):
         return self._binary(node, "Add")
@@ -1296,11 +1300,8 @@ class Converter:
     def _ms_QLinearAdd(self, node):
         a = self._dq(node, self.lin(node, 0, "A"), self.const(node, 1, "A_scale"), self.const(node, 2, "A_zero_point"))
         b = self._dq(node, self.lin(node, 3, "B"), self.const(node, 4, "B_scale"), self.const(node, 5, "B_zero_point"))
-        terms = dict(a.terms)
-        for k, c in b.terms:
-            terms[k] = terms[k] + c if k in terms else c
-        s = Lin(list(terms.items()), a.bias + b.bias, a.shape, layout=a.layout)
-        return self._q(node, s, self.const(node, 6, "C_scale"), self.const(node, 7, "C_zero_point"))
+        return self._q(node, self._sum(node, a, b, 1.0), self.const(node, 6, "C_scale"),
+                       self.const(node, 7, "C_zero_point"))
 
     def _ms_QLinearGlobalAveragePool(self, node):
         if _Attrs(node).int("channels_last", 0):

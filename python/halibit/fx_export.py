@@ -38,8 +38,10 @@ What the tracer sees, and what it becomes:
   (`qresnet.shuffle`) is `channel_shuffle` with G groups, on codes.
 * `flatten`, `view` / `reshape` to `[N, -1]`, `nn.Flatten`, `contiguous`, `nn.Identity`,
   `nn.Dropout` (eval) and shape arithmetic (`x.shape`, `x.size(0)`, ...) only change the view.
-* The output is the int32 logits of the last conv / linear: no ActQuant, no bias or BatchNorm
-  after it, one weight step for all its output channels (`output.scale` is a single number).
+* The output is the int32 logits of the last conv / linear: no ActQuant after it, one weight
+  step for all its output channels (`output.scale` is a single number); its float bias (or a
+  BatchNorm after it) becomes the conv's int32 `bias` (format version 3), rounded to whole
+  accumulator units (at most half of `output.scale` per logit).
 
 Layer names: a convolution is named after the module whose forward calls it (`stem` for
 `qresnet.ConvBN` `stem`, `features.0` for a `QConv2d`), or after the module owning its weight
@@ -68,7 +70,7 @@ from torch import nn
 
 from .dyadic import requant_params
 from .fold import fold_batchnorm
-from .modelfile import FORMAT_VERSION, validate
+from .modelfile import FORMAT_VERSION, format_version_for, validate
 from .quant import ActQuant, CodebookQuant, WeightQuant
 
 WEIGHT_QUANTIZERS = (WeightQuant, CodebookQuant)
@@ -405,6 +407,7 @@ class FxExporter:
             env[node] = value
         if self.out["output"] is None:
             raise ExportError("the model has no output")
+        self.out["format_version"] = format_version_for(self.out)
         validate(self.out, self.stored, self.name)
         return self.out, self.stored
 
@@ -560,8 +563,9 @@ class FxExporter:
                         int(wq.bits), levels, pad_values, float(np.median(in_scale * steps)), hwc)
         return Acc("conv", [Term(spec, in_scale * steps, bound)], shift, hwc, layout, spec.base)
 
-    def emit_conv(self, spec: ConvSpec, requant=None, out_name=None):
-        """Writes the conv; requant = (multiplier, bias, shift, bits, scale) for codes out, else int32."""
+    def emit_conv(self, spec: ConvSpec, requant=None, out_name=None, int32_bias=None):
+        """Writes the conv; requant = (multiplier, bias, shift, bits, scale) for codes out, else int32
+        (plus `int32_bias` per output channel when given: format version 3)."""
         name = self.layer_name(spec.base)
         out = out_name or name
         layer = {"name": name, "op": "conv", "inputs": [spec.input], "output": out, "kernel": list(spec.kernel),
@@ -574,6 +578,8 @@ class FxExporter:
             layer["pad_values"] = spec.pad_values
         if requant is None:
             self.tensor(out, spec.hwc, "int32", spec.base_scale)
+            if int32_bias is not None:
+                layer["bias"] = self.store(f"{name}.bias", int32_bias)
         else:
             M, B, S, bits, scale = requant
             layer["requantize"] = {"multiplier": self.store(f"{name}.multiplier", M),
@@ -903,9 +909,6 @@ class FxExporter:
             self.fail(node, f"the output is {list(_shape_of(value))}: the logits must be [N, classes]")
         if value.relu or value.pools:
             self.fail(node, "a ReLU or max pool after the last layer cannot be applied to int32 logits")
-        if np.any(value.shift != 0):
-            self.fail(node, "the logits would need an offset per class (a bias or BatchNorm after the last layer), "
-                            "which the int32 output cannot hold")
         coeff = t.coeff
         if not np.all(coeff == coeff[0]) or not coeff[0] > 0:
             self.fail(node, "the last layer's logits have one scale per class (per-channel weight steps or "
@@ -915,7 +918,13 @@ class FxExporter:
             raise ExportError(f"{len(self.labels)} labels for {classes} classes")
         scale = float(coeff[0])
         spec = replace(t.source, base_scale=scale)
-        self.emit_conv(spec, out_name="logits")
+        bias = None
+        if np.any(value.shift != 0):  # a bias or BatchNorm after the last layer: whole accumulator units
+            bias = np.round(np.asarray(value.shift, np.float64) / scale)
+            if np.max(np.abs(bias)) > (1 << 31) - 2:
+                self.fail(node, "the last layer's bias is beyond int32 in accumulator units")
+            bias = bias.astype(np.int32)
+        self.emit_conv(spec, out_name="logits", int32_bias=bias)
         self.out["output"] = {"tensor": "logits", "scale": scale}
 
 

@@ -324,11 +324,28 @@ def test_a_conv_reading_float_values_is_an_error():
         _export(_initialised(Head(NoQuant())))
 
 
-def test_logits_need_one_scale_and_no_offset():
+def test_logits_need_one_scale():
     with pytest.raises(ExportError, match=r"fx node 'output' .*one scale per class"):
         _export(_initialised(Head(fc_per_channel=True)))
-    with pytest.raises(ExportError, match=r"fx node 'output' .*an offset per class"):
-        _export(_initialised(Head(fc_bias=True)))
+
+
+def test_a_final_bias_becomes_the_int32_bias():
+    """The last layer's float bias: the conv's int32 `bias` (format version 3), in whole
+    accumulator units: the logits within half a unit of the float model's."""
+    model = _initialised(Head(fc_bias=True))
+    with torch.no_grad():
+        model.fc.bias.copy_(torch.tensor([0.7, -1.3, 2.9]))
+    graph, stored = _export(model)
+    fc = graph["layers"][-1]
+    assert graph["format_version"] == 3 and fc["bias"] == "fc.bias" and stored["fc.bias"].dtype == np.int32
+    images = _test_images(8, 1)
+    logits = simulator.run(graph, stored, images)
+    x = (torch.from_numpy(images).permute(0, 3, 1, 2).double() / 255.0 - graph["input"]["mean"][0]) / \
+        graph["input"]["std"][0]
+    with torch.no_grad():
+        want = copy.deepcopy(model).double().eval()(x).numpy() / graph["output"]["scale"]
+    assert np.abs(logits - want).max() <= 0.5 + 1e-6
+    assert np.any(stored["fc.bias"] != 0)
 
 
 def test_a_quantizer_that_never_saw_data_is_an_error():
