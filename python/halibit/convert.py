@@ -460,6 +460,7 @@ class Converter:
             if s is not None and bits == 8 and not signed:
                 s, z = (_channels(first, x, C, "nchw", "scale") for x in (s, z))
                 if np.all(s > 0) and np.all(np.isfinite(s)) and np.all(np.isfinite(z)):
+                    self.inferred_note = len(self.notes)
                     self.notes.append(f"input normalisation from {_where(first)}: mean {np.round(z / 255, 6).tolist()}, "
                                       f"std {np.round(1 / (255 * s), 6).tolist()} (pixel/255 units)")
                     return z / 255.0, 1.0 / (255.0 * s)
@@ -1427,6 +1428,9 @@ class Converter:
                 np.all(np.abs(np.asarray(rm, np.float64) * 255 - mean * 255) < 0.5) and \
                 np.all(np.abs(np.asarray(rs, np.float64) / std - 1) < 1e-5):
             mean, std = np.asarray(rm, np.float64), np.asarray(rs, np.float64)  # an export's exact normalisation
+            if getattr(self, "inferred_note", None) is not None:
+                self.notes[self.inferred_note] = (f"input normalisation from metadata 'halibit.graph' (it agrees with "
+                                                  f"the input quantizer): mean {rm}, std {rs} (pixel/255 units)")
         return [float(v) for v in mean], [float(v) for v in std]
 
 
@@ -1461,7 +1465,7 @@ def main(argv=None):
     p.add_argument("output", help="the .halibit file to write")
     p.add_argument("--mean", type=float, nargs="+", help="input normalisation mean per channel, pixel/255 units")
     p.add_argument("--std", type=float, nargs="+", help="input normalisation std per channel, pixel/255 units")
-    p.add_argument("--name", help="model name (default: from the file)")
+    p.add_argument("--name", help="model name (default: a halibit export's own name, else the file name)")
     p.add_argument("--labels", help="a text file with one class name per line")
     args = p.parse_args(argv)
     import onnx
@@ -1480,7 +1484,9 @@ def main(argv=None):
         if args.labels:
             with open(args.labels, encoding="utf-8") as f:
                 labels = [line.strip() for line in f if line.strip()]
-        graph, stored, notes = convert(model, args.mean, args.std, args.name, labels)
+        info = {p.key: p.value for p in model.metadata_props}
+        name = args.name or (None if "halibit.graph" in info else os.path.splitext(os.path.basename(args.input))[0])
+        graph, stored, notes = convert(model, args.mean, args.std, name, labels)
         for n in notes:
             print(f"halibit.convert: note: {n}", file=sys.stderr)
         write_model(args.output, graph, stored)
