@@ -33,6 +33,7 @@ import numpy as np
 
 from .dyadic import INT64_MAX, requant_params
 from .modelfile import ACC_LIMIT, ModelError, conv_out_size, validate, write_model
+from .onnx_reference import quant_range
 
 QONNX_DOMAINS = ("qonnx.custom_op.general", "finn.custom_op.general", "finn", "qonnx")
 MS_DOMAIN = "com.microsoft"
@@ -248,13 +249,6 @@ class _Attrs:
         if not isinstance(v, str):
             self._bad(name, "a string")
         return v
-
-
-def quant_range(bits: int, signed: bool, narrow: bool) -> tuple[int, int]:
-    """(min, max) integer of a QONNX Quant (docs/qonnx-custom-ops/quant_op.md)."""
-    if signed:
-        return -(1 << (bits - 1)) + (1 if narrow else 0), (1 << (bits - 1)) - 1
-    return 0, (1 << bits) - 1 - (1 if narrow else 0)
 
 
 class Converter:

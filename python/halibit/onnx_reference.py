@@ -255,8 +255,8 @@ def _rounding(node: _Node, default: str):
     return _ROUNDING[mode.upper()]
 
 
-def _int_range(signed: int, narrow: int, bits: int) -> tuple[int, int]:
-    """min_int / max_int of the QONNX docs."""
+def quant_range(bits: int, signed, narrow) -> tuple[int, int]:
+    """min_int / max_int of the QONNX docs (Quant, Trunc): the integers a quantizer produces."""
     if signed:
         return -(1 << (bits - 1)) + narrow, (1 << (bits - 1)) - 1
     return 0, (1 << bits) - 1 - narrow
@@ -296,7 +296,7 @@ def _quant(node: _Node, ins: list) -> list:
     if bits == 1 and signed:
         q = np.where(y >= 0, 1.0, -1.0)  # qonnx's implementation: signed 1-bit is bipolar
     else:
-        lo, hi = _int_range(signed, narrow, bits)
+        lo, hi = quant_range(bits, signed, narrow)
         q = rnd(np.clip(y, lo, hi))  # the docs' order: clamp, then round
     return [(q - zeropt) * scale]
 
@@ -330,7 +330,7 @@ def _trunc(node: _Node, ins: list) -> list:
     out_bits = _scalar_int(node, ins[5], "out_bitwidth")
     signed, narrow = _qonnx_signed_narrow(node)
     t = 2.0 ** np.rint(np.log2(out_scale / scale))  # the docs: force a power of two
-    lo, hi = _int_range(signed, narrow, out_bits)
+    lo, hi = quant_range(out_bits, signed, narrow)
     y = rnd(np.clip(y / t, lo, hi))
     return [(y - zeropt / t) * out_scale]
 

@@ -21,6 +21,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from halibit import fashion_mnist, onnx_reference
+from halibit.onnx_reference import quant_range
 
 Q = "qonnx.custom_op.general"
 MS = "com.microsoft"
@@ -155,7 +156,7 @@ class Builder:
         axes = tuple(i for i in range(v.ndim) if i != 1) if per_channel else None
         lo_v = np.percentile(v, 100 - pct, axis=axes)
         hi_v = np.percentile(v, pct, axis=axes)
-        qmin, qmax = _int_range(bits, signed, narrow)
+        qmin, qmax = quant_range(bits, signed, narrow)
         jitter = self.rng.uniform(0.95, 1.05, size=np.shape(hi_v))
         if asym:
             scale = np.maximum(hi_v - lo_v, 1e-3) / (qmax - qmin) * jitter
@@ -277,12 +278,6 @@ class Builder:
     def gap_quant(self, x, op="GlobalAveragePool", bits=8, **kw):
         p = self.node(op, [x], "pool", **kw)
         return self.quant_act(p, bits)
-
-
-def _int_range(bits, signed, narrow):
-    if signed:
-        return -(1 << (bits - 1)) + int(narrow), (1 << (bits - 1)) - 1
-    return 0, (1 << bits) - 1 - int(narrow)
 
 
 # -- QONNX graphs --------------------------------------------------------------------------------
