@@ -70,7 +70,7 @@ from torch import nn
 
 from .dyadic import requant_params
 from .fold import fold_batchnorm
-from .modelfile import FORMAT_VERSION, format_version_for, validate
+from .modelfile import FORMAT_VERSION, conv_out_size, format_version_for, validate
 from .quant import ActQuant, CodebookQuant, WeightQuant
 
 WEIGHT_QUANTIZERS = (WeightQuant, CodebookQuant)
@@ -468,11 +468,7 @@ class FxExporter:
     def conv(self, node, args, kwargs):
         a = _bind(args, kwargs, ("input", "weight", "bias", "stride", "padding", "dilation", "groups"),
                   {"bias": None, "stride": 1, "padding": 0, "dilation": 1, "groups": 1})
-        weight = a["weight"]
-        if not isinstance(weight, QWeight):
-            what = f"the float parameter '{weight.path}'" if isinstance(weight, Param) else "not a parameter"
-            self.fail(node, f"the weight is {what}: a conv needs a halibit weight quantizer on its weight "
-                            f"(F.conv2d(x, WeightQuant(...)(w), ...) or quant.QConv2d)")
+        weight = self.need_qweight(node, a["weight"], "a conv", "F.conv2d(x, WeightQuant(...)(w), ...) or quant.QConv2d")
         x = self.need_codes(node, a["input"], "the conv's input")
         if x.layout != "nchw":
             self.fail(node, f"the conv's input is a {x.layout} view, not [N, C, H, W]")
@@ -498,12 +494,19 @@ class FxExporter:
         H, W, C = x.hwc
         if w.dim() != 4 or w.shape[1] * groups != C:
             self.fail(node, f"weight shape {list(w.shape)} with groups {groups} does not read {C} channels")
-        OH, OW = (H + 2 * pad - KH) // stride + 1, (W + 2 * pad - KW) // stride + 1
+        OH, OW = conv_out_size(H, KH, stride, pad), conv_out_size(W, KW, stride, pad)
         if OH < 1 or OW < 1:
             self.fail(node, f"a {KH}x{KW} kernel with pad {pad} does not fit the {H}x{W} input")
         q = weight.quantizer.integer(w).detach().round()
         return self._acc(node, x, weight, a["bias"], q, (KH, KW), stride, pad, groups, (OH, OW, int(w.shape[0])),
                          "nchw")
+
+    def need_qweight(self, node, weight, layer, forms):
+        """The layer's weight as a QWeight, or an error saying how to quantize it."""
+        if not isinstance(weight, QWeight):
+            what = f"the float parameter '{weight.path}'" if isinstance(weight, Param) else "not a parameter"
+            self.fail(node, f"the weight is {what}: {layer} needs a halibit weight quantizer on its weight ({forms})")
+        return weight
 
     def check_window(self, node, kernel, stride, pad):
         if not all(1 <= k <= 15 for k in kernel) or not 1 <= stride <= 8 or not 0 <= pad <= 7:
@@ -512,11 +515,8 @@ class FxExporter:
 
     def linear(self, node, args, kwargs):
         a = _bind(args, kwargs, ("input", "weight", "bias"), {"bias": None})
-        weight = a["weight"]
-        if not isinstance(weight, QWeight):
-            what = f"the float parameter '{weight.path}'" if isinstance(weight, Param) else "not a parameter"
-            self.fail(node, f"the weight is {what}: a linear layer needs a halibit weight quantizer on its "
-                            f"weight (F.linear(x, WeightQuant(...)(w)) or quant.QLinear)")
+        weight = self.need_qweight(node, a["weight"], "a linear layer",
+                                   "F.linear(x, WeightQuant(...)(w)) or quant.QLinear")
         x = self.need_codes(node, a["input"], "the linear layer's input")
         H, W, C = x.hwc
         if x.layout != "flat":
