@@ -87,6 +87,7 @@ int cmd_bench(const BenchOptions& o) {
                  {"layer"},
                  {"op"},
                  {"kernel"},
+                 {"ran"},
                  {"median ms", true},
                  {"%", true},
                  {"MACs", true},
@@ -94,13 +95,13 @@ int cmd_bench(const BenchOptions& o) {
     for (size_t i = 0; i < layers; i++) {
         const LayerProfile& p = profile[i];
         const double ms = layer_median[i] * 1e3;
-        table.add({std::to_string(i), p.name, p.op, p.kernel, format_fixed(ms, 3),
+        table.add({std::to_string(i), p.name, p.op, p.kernel, p.implementation, format_fixed(ms, 3),
                    layer_sum > 0 ? format_fixed(100 * layer_median[i] / layer_sum, 1) : "-",
                    p.macs ? human_count(p.macs) : "-",
                    p.macs && layer_median[i] > 0 ? format_fixed(p.macs / layer_median[i] / 1e9, 1) : "-"});
     }
     table.rule();
-    table.add({"", "sum of layers", "", "", format_fixed(layer_sum * 1e3, 3), "100.0", human_count(macs),
+    table.add({"", "sum of layers", "", "", "", format_fixed(layer_sum * 1e3, 3), "100.0", human_count(macs),
                layer_sum > 0 ? format_fixed(macs / layer_sum / 1e9, 1) : "-"});
     out << table.str() << "\n";
     out << "latency:  median " << format_fixed(median_s * 1e3, 3) << " ms, min " << format_fixed(min_s * 1e3, 3)
@@ -136,6 +137,7 @@ int cmd_bench(const BenchOptions& o) {
             j["layers"].push_back({{"name", p.name},
                                    {"op", p.op},
                                    {"kernel", p.kernel},
+                                   {"implementation", p.implementation},
                                    {"macs", p.macs},
                                    {"median_ms", layer_median[i] * 1e3}});
         }

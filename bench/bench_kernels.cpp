@@ -19,6 +19,8 @@
 #include <map>
 #include <memory>
 #include <random>
+#include <set>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -203,30 +205,58 @@ void xnnpack(benchmark::State& state, const ConvShape& s, int threads) {
     timed_loop(state, s, [&] { conv.run(); });
 }
 
+// The engine `name` of the kernel list's bench field at (w, a) on isa (Isa::automatic: the
+// list's li2018 library).
+std::function<void(benchmark::State&, const ConvShape&, int)> make_engine(const std::string& name, int w, int a, Isa isa) {
+    const Schedule schedule = isa == Isa::automatic ? Schedule::autoscheduled : Schedule::tuned;
+    if (name == "bconv") return HalibitConv{HalibitConv::bconv, w, a, isa, schedule};
+    if (name == "bitserial") return HalibitConv{HalibitConv::bitserial, w, a, isa, schedule};
+    if (name == "u8") return HalibitConvU8{isa, w, a};
+    if (name == "lut") return HalibitLut{LutAlgorithm::activation_table, w, a, isa};
+    if (name == "lut_pairwise") return HalibitLut{LutAlgorithm::pairwise, w, a, isa};
+    throw std::runtime_error("generators/kernels.inc: no halibit-bench-kernels engine named " + name);
+}
+
 void register_all() {
     struct Engine {
         std::string name;
         std::function<void(benchmark::State&, const ConvShape&, int)> fn;
     };
     std::vector<Engine> engines = {{"onednn_u8s8", onednn}, {"xnnpack_qs8", xnnpack}};
-    for (Isa isa : {Isa::avx512, Isa::avx2, Isa::scalar}) {
-        const std::string suffix = std::string("_") + isa_name(isa);
-        engines.push_back({"bconv_w1a1" + suffix, HalibitConv{HalibitConv::bconv, 1, 1, isa}});
-        engines.push_back({"bitserial_w1a2" + suffix, HalibitConv{HalibitConv::bitserial, 1, 2, isa}});
-        engines.push_back({"bitserial_w2a2" + suffix, HalibitConv{HalibitConv::bitserial, 2, 2, isa}});
-        engines.push_back({"bitserial_w4a4" + suffix, HalibitConv{HalibitConv::bitserial, 4, 4, isa}});
-        engines.push_back({"u8_w8a8" + suffix, HalibitConvU8{isa}});
-        engines.push_back({"u8_w4a4" + suffix, HalibitConvU8{isa, 4, 4}});
-        // lut_: the activation tables (T-MAC); lut_pairwise_: DeepGEMM's product table.
-        for (auto [w, a] : {std::pair{2, 2}, {1, 2}, {2, 8}, {4, 8}, {4, 4}})
-            engines.push_back({"lut_w" + std::to_string(w) + "a" + std::to_string(a) + suffix,
-                               HalibitLut{LutAlgorithm::activation_table, w, a, isa}});
-        engines.push_back({"lut_pairwise_w2a2" + suffix, HalibitLut{LutAlgorithm::pairwise, 2, 2, isa}});
-        engines.push_back({"lut_pairwise_w1a2" + suffix, HalibitLut{LutAlgorithm::pairwise, 1, 2, isa}});
+    // The kernel list's bench fields ("<engine> <wNaM>...", groups split by ';'), each engine once:
+    // <engine>_wNaM_<isa> per x86 ISA, or <engine>_wNaM_auto for the autoscheduler baseline.
+    struct Listed {
+        const char* targets;
+        const char* bench;
+    };
+    static const Listed listed[] = {
+#define HALIBIT_KERNEL(lib, generator, targets, params, tests, bench) {#targets, bench},
+#include "kernels.inc"
+#undef HALIBIT_KERNEL
+    };
+    std::set<std::string> seen;
+    for (const Listed& l : listed) {
+        std::istringstream groups(l.bench);
+        std::string group;
+        while (std::getline(groups, group, ';')) {
+            std::istringstream words(group);
+            std::string name, pair;
+            words >> name;
+            while (words >> pair) {
+                int w = 0, a = 0;
+                if (std::sscanf(pair.c_str(), "w%da%d", &w, &a) != 2)
+                    throw std::runtime_error("generators/kernels.inc: bench field '" + std::string(l.bench) +
+                                             "': expected wNaM, got " + pair);
+                const std::string base = name + "_" + pair;
+                const bool baseline = std::string(l.targets) == "li2018";
+                for (Isa isa : baseline ? std::vector<Isa>{Isa::automatic}
+                                        : std::vector<Isa>{Isa::avx512, Isa::avx2, Isa::scalar}) {
+                    const std::string engine = base + "_" + (baseline ? "auto" : isa_name(isa));
+                    if (seen.insert(engine).second) engines.push_back({engine, make_engine(name, w, a, isa)});
+                }
+            }
+        }
     }
-    // The autoscheduler baseline (Li2018) of the same algorithm, on the best x86 ISA.
-    engines.push_back({"bitserial_w2a2_auto",
-                       HalibitConv{HalibitConv::bitserial, 2, 2, Isa::automatic, Schedule::autoscheduled}});
     // bench/sweep.py's schedule variants: an engine with its kernel library replaced, timed
     // interleaved with the rest.
     for (const KernelVariant& v : kernel_variants_from_env()) {

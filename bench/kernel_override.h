@@ -19,11 +19,35 @@
 #include <utility>
 #include <vector>
 
+#include <HalideRuntime.h>
+
 #include "../runtime/src/dispatch.h"
 
 namespace halibit {
 
-// The kernel library named `library` and the variant's entry point `symbol` in `file`.
+// Throws unless `variant` takes the arguments of kernel k's library (names, kinds, types, order).
+inline void check_variant_arguments(Kernel k, const halide_filter_metadata_t* variant) {
+    const halide_filter_metadata_t* shipped = kernel_metadata(k);
+    auto describe = [](const halide_filter_argument_t& a) {
+        // (An output is named after the Func the schedule computes it in.)
+        return std::string(a.kind == halide_argument_kind_output_buffer ? "the output" : a.name) + " (kind " + std::to_string(a.kind) + ", dims " + std::to_string(a.dimensions) +
+               ", type code " + std::to_string(a.type.code) + " bits " + std::to_string(a.type.bits) + ")";
+    };
+    if (!shipped) throw std::runtime_error(std::string("kernel variant: ") + kernel_name(k) + " is not built here");
+    if (variant->num_arguments != shipped->num_arguments)
+        throw std::runtime_error(std::string("kernel variant: ") + kernel_name(k) + " takes " +
+                                 std::to_string(shipped->num_arguments) + " arguments, the variant " +
+                                 std::to_string(variant->num_arguments));
+    for (int i = 0; i < shipped->num_arguments; i++) {
+        const std::string a = describe(shipped->arguments[i]), b = describe(variant->arguments[i]);
+        if (a != b)
+            throw std::runtime_error(std::string("kernel variant: argument ") + std::to_string(i) + " of " +
+                                     kernel_name(k) + " is " + a + ", the variant's " + b);
+    }
+}
+
+// The kernel library named `library` and the variant's entry point `symbol` in `file` (the
+// generator's function, of the library's signature).
 inline std::pair<Kernel, KernelEntry> load_kernel_variant(const std::string& library, const std::string& file,
                                                           const std::string& symbol) {
     for (int k = 0; k < int(Kernel::count); k++) {
@@ -31,6 +55,11 @@ inline std::pair<Kernel, KernelEntry> load_kernel_variant(const std::string& lib
         void* handle = dlopen(file.c_str(), RTLD_NOW | RTLD_LOCAL);
         if (!handle) throw std::runtime_error("kernel variant: " + std::string(dlerror()));
         auto entry = reinterpret_cast<KernelEntry>(dlsym(handle, symbol.c_str()));
+        // A variant compiled with other arguments would be called with the library's.
+        using Metadata = const halide_filter_metadata_t* (*)();
+        auto metadata = reinterpret_cast<Metadata>(dlsym(handle, (symbol + "_metadata").c_str()));
+        if (!metadata) throw std::runtime_error("kernel variant: no symbol " + symbol + "_metadata in " + file);
+        check_variant_arguments(Kernel(k), metadata());
         if (!entry) throw std::runtime_error("kernel variant: no symbol " + symbol + " in " + file);
         return {Kernel(k), entry};
     }

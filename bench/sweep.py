@@ -20,6 +20,7 @@ their .stmt/.s files stay in --work (default build/sweep/) for reading.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import json
 import math
@@ -33,36 +34,64 @@ LAYERS = ("56x56x64", "28x28x128", "14x14x256", "7x7x512", "28x28x128to512")
 LAYERS_3X3 = LAYERS[:4]
 AUTOSCHEDULER = "/usr/lib/x86_64-linux-gnu/halide14/libautoschedule_li2018.so"
 
-# family -> (kernel library replaced, test binary, gtest filter, bench engine for (w, a))
-FAMILIES = {
-    "bitserial_conv": ("halibit_bitserial_conv_codes", "halibit_test_kernels", "*BitserialConv*",
-                       lambda w, a: f"bitserial_w{w}a{a}"),
-    "bconv": ("halibit_bconv_codes", "halibit_test_kernels", "*BConv*", lambda w, a: "bconv_w1a1"),
-    # --bits 4,4: the narrow library (vpmaddubsw on AVX2) and its engine.
-    "conv_u8": ("halibit_conv_u8_codes", "halibit_test_conv_u8", "ConvU8*", lambda w, a: f"u8_w{w}a{a}"),
-    # --algorithm picks the library and engine (see family_row).
-    "lut_conv": ("halibit_lut_{algorithm}_codes", "halibit_test_lut_conv", "LutConv.*",
-                 lambda w, a: f"lut_w{w}a{a}"),
-    # The table kernels (the runtime's choice where their sums fit: AVX2, and AVX-512 bitserial
-    # W1/W2 with more than one tap); one library per weight width (--bits).
-    "table_conv": ("halibit_table_conv_w{w}_codes", "halibit_test_kernels", "*BitserialConv*:*BConv*",
-                   lambda w, a: "bconv_w1a1" if (w, a) == (1, 1) else f"bitserial_w{w}a{a}"),
-}
-TABLE_BITS = ((1, 1), (1, 2), (2, 2), (4, 4))  # halibit-bench-kernels' engines that run table kernels
+KERNEL_LIST = os.path.join(ROOT, "generators", "kernels.inc")
+
+
+@dataclasses.dataclass
+class Kernel:
+    """A line of the kernel list (generators/kernels.inc)."""
+    library: str
+    generator: str
+    targets: str
+    params: dict
+    test_binary: str
+    test_filter: str
+    engines: dict  # (w, a) -> halibit-bench-kernels engine name, without the isa suffix
+
+
+def kernel_list(path: str = KERNEL_LIST) -> list[Kernel]:
+    kernels = []
+    for n, line in enumerate(open(path), 1):
+        if not line.startswith("HALIBIT_KERNEL("):
+            continue
+        m = re.fullmatch(r'HALIBIT_KERNEL\((\w+), (\w+), (\w+), "([^"]*)", "([^"]*)", "([^"]*)"\)', line.strip())
+        if not m:
+            raise SystemExit(f"{path}:{n}: cannot read {line.strip()!r}")
+        library, generator, targets, params, tests, bench = m.groups()
+        binary, _, test_filter = tests.partition(" ")
+        engines = {}
+        for group in filter(None, (g.strip() for g in bench.split(";"))):
+            engine, *pairs = group.split()
+            for pair in pairs:
+                w, a = (int(v) for v in re.fullmatch(r"w(\d)a(\d)", pair).groups())
+                engines[(w, a)] = f"{engine}_w{w}a{a}"
+        kernels.append(Kernel(library, generator, targets, dict(p.split("=", 1) for p in params.split()), binary,
+                              test_filter, engines))
+    return kernels
+
+
+FAMILIES = sorted({k.generator for k in kernel_list() if any(k.engines.values())})
+
+
+def family_kernel(args, autoscheduled: bool = False) -> Kernel:
+    """The family's codes library that halibit-bench-kernels times at --bits (and --algorithm), or with
+    `autoscheduled` its Li2018 library."""
+    candidates = [k for k in kernel_list() if k.generator == args.family and k.params.get("output_kind") == "codes"
+                  and (k.targets == "li2018") == autoscheduled and args.bits in k.engines]
+    if len(candidates) > 1:
+        candidates = [k for k in candidates if k.params.get("algorithm", args.algorithm) == args.algorithm]
+    if len(candidates) != 1:
+        timed = sorted({f"{w},{a}" for k in kernel_list() if k.generator == args.family for w, a in k.engines})
+        raise SystemExit(f"bench/sweep.py: halibit-bench-kernels times no {args.family} library at --bits "
+                         f"{args.bits[0]},{args.bits[1]}" + (f" (it times {' '.join(timed)})" if timed else "")
+                         + ": see the bench field of generators/kernels.inc")
+    return candidates[0]
 
 
 def family_row(args):
-    """(library, test binary, gtest filter, engine) of the family, with lut_conv's --algorithm applied."""
-    lib, binary, test_filter, engine = FAMILIES[args.family]
-    if args.family == "conv_u8" and args.bits != (8, 8):
-        lib = "halibit_conv_u8_narrow_codes"
-    if args.family == "table_conv":
-        lib = lib.format(w=args.bits[0])
-    if args.family == "lut_conv":
-        lib = lib.format(algorithm=args.algorithm)
-        if args.algorithm == "pairwise":
-            return lib, binary, test_filter, lambda w, a: f"lut_pairwise_w{w}a{a}"
-    return lib, binary, test_filter, engine
+    """(library, test binary, gtest filter, engine) of the family at --bits, from the kernel list."""
+    k = family_kernel(args)
+    return k.library, k.test_binary, k.test_filter, k.engines[args.bits]
 
 
 def targets() -> dict[str, str]:
@@ -82,13 +111,8 @@ def compile_variant(args, name: str, params: dict, autoschedule: bool) -> str:
     out = os.path.join(args.work, name)
     os.makedirs(out, exist_ok=True)
     cmd = [gen, "-g", args.family, "-f", name, "-e", "object,stmt,assembly,c_header", "-o", out,
-           f"target={targets()[args.isa]}{''.join('-' + f for f in args.features)}-no_runtime", "output_kind=codes"]
-    if args.family == "lut_conv":
-        cmd.append(f"algorithm={args.algorithm}")
-    if args.family == "conv_u8" and args.bits != (8, 8):
-        cmd.append("narrow=true")
-    if args.family == "table_conv":
-        cmd.append(f"weight_bits={args.bits[0]}")
+           f"target={targets()[args.isa]}{''.join('-' + f for f in args.features)}-no_runtime"]
+    cmd += [f"{k}={v}" for k, v in family_kernel(args).params.items()]  # the replaced library's (kernel list)
     if autoschedule:
         cmd[1:1] = ["-p", AUTOSCHEDULER, "-s", "Li2018"]
         cmd.append("auto_schedule=true")
@@ -103,24 +127,22 @@ def compile_variant(args, name: str, params: dict, autoschedule: bool) -> str:
     return so
 
 
-# The autoscheduled row replaces the shipped autoscheduler baseline and is checked and timed as it is.
-AUTO_ROW = ("halibit_bitserial_conv_auto", "halibit_test_kernels", "BitserialConvAutoscheduled.*", "bitserial_w2a2_auto")
-
-
 def auto_row(args, auto: bool):
     """(library, test binary, gtest filter, engine) a row replaces: bitserial_conv's autoscheduled
-    row has its own library; lut_conv's replaces the family's and is checked on its whole suite."""
+    row has its own library (the list's li2018 line); lut_conv's replaces the family's and is
+    checked on the suite of the autoscheduled shape."""
     if auto and args.family == "bitserial_conv":
-        return AUTO_ROW
+        k = family_kernel(args, autoscheduled=True)
+        return k.library, k.test_binary, k.test_filter, k.engines[args.bits] + "_auto"
     lib, binary, test_filter, engine = family_row(args)
     if auto:
         test_filter = "LutConvAutoscheduled.*"  # its tiles assume the estimated shape
-    return lib, binary, test_filter, engine(*args.bits)
+    return lib, binary, test_filter, engine
 
 
 def override_env(args, so: str | None, name: str, auto: bool) -> dict[str, str]:
     lib = auto_row(args, auto)[0]
-    return {"HALIBIT_KERNEL_OVERRIDE": f"{lib}={so}:{name}_argv"} if so else {}
+    return {"HALIBIT_KERNEL_OVERRIDE": f"{lib}={so}:{name}"} if so else {}
 
 
 def bit_exact(args, so: str | None, name: str, auto: bool) -> tuple[bool, str]:
@@ -134,7 +156,7 @@ def bit_exact(args, so: str | None, name: str, auto: bool) -> tuple[bool, str]:
 
 def benchmark(args, rows) -> dict[str, dict[str, float]]:
     """label -> layer -> fastest time in seconds, every row timed interleaved in one run."""
-    base = family_row(args)[3](*args.bits) + "_" + args.isa
+    base = family_row(args)[3] + "_" + args.isa
     variants_file = os.path.join(args.work, "variants.txt")
     engines = [base]
     with open(variants_file, "w") as f:
@@ -142,9 +164,9 @@ def benchmark(args, rows) -> dict[str, dict[str, float]]:
             if so is None:
                 continue
             library, _, _, engine = auto_row(args, auto)
-            if not (auto and args.family == "bitserial_conv"):  # its engine names no isa
+            if not engine.endswith("_auto"):  # the Li2018 library's engine names no isa
                 engine += "_" + args.isa
-            f.write(f"{label} {engine} {library} {so} {name}_argv\n")
+            f.write(f"{label} {engine} {library} {so} {name}\n")
             engines.append(re.escape(f"{engine}@{label}"))
     out = os.path.join(args.work, "bench.json")
     r = run([os.path.join(args.build, "bench", "halibit-bench-kernels"),
@@ -168,12 +190,12 @@ def benchmark(args, rows) -> dict[str, dict[str, float]]:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="bench/sweep.py", description=__doc__.splitlines()[0])
-    p.add_argument("--family", required=True, choices=sorted(FAMILIES))
+    p.add_argument("--family", required=True, choices=FAMILIES)
     p.add_argument("--isa", default="avx2", choices=("avx512", "avx2", "scalar"))
     p.add_argument("--param", action="append", default=[], metavar="NAME=V1,V2",
                    help="a generator parameter and the values to try (repeatable; the sweep is their product)")
-    p.add_argument("--bits", default="2,2", help="W,A of the benchmarked engine: bitserial_conv 2,2 or 4,4; lut_conv "
-                   "2,2 1,2 2,8 4,8 4,4 (pairwise: 2,2 1,2) (default %(default)s)")
+    p.add_argument("--bits", default=None, help="W,A of the benchmarked engine, one that the kernel list's bench field "
+                   "gives the family (default 2,2, else the family's first)")
     p.add_argument("--algorithm", default="activation_table", choices=("activation_table", "pairwise"),
                    help="lut_conv's algorithm (default %(default)s)")
     p.add_argument("--no-autoschedule", action="store_true",
@@ -185,21 +207,13 @@ def main(argv=None) -> int:
     p.add_argument("--min-time", default="0.03", help="--benchmark_min_time per repetition (default %(default)s)")
     p.add_argument("--repetitions", type=int, default=5, help="fastest of this many, interleaved (default %(default)s)")
     args = p.parse_args(argv)
-    args.bits = tuple(int(b) for b in args.bits.split(","))
+    if args.bits:
+        args.bits = tuple(int(b) for b in args.bits.split(","))
+    else:  # 2,2 where the family is timed there, else the first pair its libraries are timed at
+        timed = [bits for k in kernel_list() if k.generator == args.family and k.targets != "li2018" for bits in k.engines]
+        args.bits = (2, 2) if (2, 2) in timed or not timed else timed[0]
     args.work = args.work or os.path.join(args.build, "sweep")
-    if args.family == "bitserial_conv" and args.bits not in ((2, 2), (4, 4)):
-        p.error("--bits: halibit-bench-kernels has bitserial_conv engines for 2,2 and 4,4")
-    if args.family == "conv_u8" and args.bits == (2, 2):
-        args.bits = (8, 8)  # the default --bits is bitserial_conv's
-    if args.family == "conv_u8" and args.bits not in ((8, 8), (4, 4)):
-        p.error("--bits: halibit-bench-kernels has conv_u8 engines for 8,8 and 4,4 (the narrow library)")
-    lut_bits = ((2, 2), (1, 2)) if args.algorithm == "pairwise" else ((2, 2), (1, 2), (2, 8), (4, 8), (4, 4))
-    if args.family == "lut_conv" and args.bits not in lut_bits:
-        p.error(f"--bits: halibit-bench-kernels has {args.algorithm} lut_conv engines for "
-                + " ".join(f"{w},{a}" for w, a in lut_bits))
-
-    if args.family == "table_conv" and args.bits not in TABLE_BITS:
-        p.error("--bits: halibit-bench-kernels' table kernel engines are " + " ".join(f"{w},{a}" for w, a in TABLE_BITS))
+    family_row(args)  # --bits names a timed library, or a message naming those that are
     if args.family == "table_conv" and args.isa == "scalar":
         p.error("--isa: the runtime runs table kernels on avx2 and avx512 only")
     flags = {"avx512": "avx512f", "avx2": "avx2"}
@@ -215,8 +229,9 @@ def main(argv=None) -> int:
     plan = [("shipped", None, False)]
     for combo in itertools.product(*grid) if grid else ():
         plan.append((",".join(f"{k}={v}" for k, v in combo), dict(combo), False))
-    autoschedulable = (args.family == "bitserial_conv" and args.bits == (2, 2)) or (
-        args.family == "lut_conv" and args.algorithm == "activation_table")
+    has_auto_library = any(k.generator == args.family and k.targets == "li2018" and args.bits in k.engines
+                           for k in kernel_list())
+    autoschedulable = has_auto_library or (args.family == "lut_conv" and args.algorithm == "activation_table")
     if not args.no_autoschedule and autoschedulable and args.isa != "scalar":
         plan.append(("Li2018", {}, True))
 
@@ -241,7 +256,7 @@ def main(argv=None) -> int:
     def geomean(t):
         return math.exp(sum(math.log(t[l]) for l in LAYERS_3X3) / len(LAYERS_3X3)) if all(l in t for l in LAYERS_3X3) else math.inf
 
-    engine = family_row(args)[3](*args.bits)
+    engine = family_row(args)[3]
     print(f"\n{args.family} ({engine}), {args.isa}, 1 thread, microseconds; geomean over the 3x3 layers; "
           "speed-up against the shipped kernel")
     print(f"| variant | bit-exact | {' | '.join(LAYERS)} | geomean 3x3 | vs shipped |")

@@ -1,6 +1,6 @@
 # Halide target lists (docs/design.md, "Targets"). x86 libraries are multi-target, most specific
 # target first. Halide's own wrapper caches its choice for the life of the process, so the
-# runtime calls each target's entry point (<lib>-<target>-no_runtime_argv) itself: it picks the
+# runtime calls each target's entry point (<lib>-<target>-no_runtime) itself: it picks the
 # best one the CPU supports, or the one forced with halibit::force_isa (runtime/src/dispatch.cpp).
 # The plain x86-64 target is the `scalar` one (the generators give it the naive schedule).
 set(HALIBIT_TARGET_AVX512 "x86-64-linux-sse41-avx-f16c-fma-avx2-avx512-avx512_skylake-avx512_cannonlake-avx512_sapphirerapids")
@@ -81,13 +81,14 @@ function(halibit_add_kernel LIB)
         set_property(GLOBAL PROPERTY HALIBIT_HALIDE_RUNTIME ${LIB}.runtime)
     endif ()
     set_property(GLOBAL APPEND PROPERTY HALIBIT_KERNELS ${LIB})
-    # One line per (kernel, isa) for the runtime's dispatch table.
+    # One line per (kernel, isa) for the runtime's dispatch table: the target's entry point, of
+    # the signature the library's header declares.
     foreach (t IN LISTS targets)
         halibit_isa_of("${t}" isa)
         if (n_targets EQUAL 1)
-            set(symbol "${LIB}_argv")
+            set(symbol "${LIB}")
         else ()
-            set(symbol "${LIB}-${t}-no_runtime_argv")
+            set(symbol "${LIB}-${t}-no_runtime")
         endif ()
         set_property(GLOBAL APPEND_STRING PROPERTY HALIBIT_KERNEL_TABLE "HALIBIT_KERNEL(${LIB}, ${isa}, \"${symbol}\")\n")
     endforeach ()

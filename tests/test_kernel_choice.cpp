@@ -9,7 +9,7 @@ namespace {
 
 ConvAlgorithm pick(KernelChoice k, WeightEncoding e, int w, int a, Isa isa, int64_t macs, bool zero_padding = true,
                    int out_channels = 64, int64_t window = 64 * 9) {
-    return choose_conv_algorithm(k, {e, w, a, zero_padding, isa, macs, out_channels, window});
+    return choose_conv(k, {e, w, a, zero_padding, isa, macs, out_channels, window}).algorithm;
 }
 
 constexpr int64_t kResNetLayer = 115'605'504;  // ResNet-18 3x3 56x56x64
@@ -17,33 +17,33 @@ constexpr int64_t kFashionLayer = 7'225'344;   // Fashion-MNIST 3x3 28x28x32
 
 }  // namespace
 
-TEST(KernelChoice, BinaryLayersAlwaysRunPopcount) {
+TEST(KernelChoice, BinaryLayersAlwaysRunBitserial) {
     for (Isa isa : {Isa::avx512, Isa::avx2, Isa::arm64, Isa::scalar})
         for (int64_t macs : {int64_t(1000), kFashionLayer, kResNetLayer})
-            EXPECT_EQ(pick(KernelChoice::automatic, WeightEncoding::binary, 1, 1, isa, macs), ConvAlgorithm::popcount);
+            EXPECT_EQ(pick(KernelChoice::automatic, WeightEncoding::binary, 1, 1, isa, macs), ConvAlgorithm::bitserial);
 }
 
 TEST(KernelChoice, TwoBitLayersFollowTheIsaAndSize) {
     const WeightEncoding s = WeightEncoding::signed_;
-    EXPECT_EQ(pick(KernelChoice::automatic, s, 2, 2, Isa::avx512, kResNetLayer), ConvAlgorithm::popcount);
+    EXPECT_EQ(pick(KernelChoice::automatic, s, 2, 2, Isa::avx512, kResNetLayer), ConvAlgorithm::bitserial);
     EXPECT_EQ(pick(KernelChoice::automatic, s, 2, 2, Isa::avx512, kFashionLayer), ConvAlgorithm::u8);
-    EXPECT_EQ(pick(KernelChoice::automatic, s, 2, 2, Isa::avx512, kPopcountMinMacsAvx512), ConvAlgorithm::popcount);
-    EXPECT_EQ(pick(KernelChoice::automatic, s, 2, 2, Isa::avx512, kPopcountMinMacsAvx512 - 1), ConvAlgorithm::u8);
+    EXPECT_EQ(pick(KernelChoice::automatic, s, 2, 2, Isa::avx512, kBitserialMinMacsAvx512), ConvAlgorithm::bitserial);
+    EXPECT_EQ(pick(KernelChoice::automatic, s, 2, 2, Isa::avx512, kBitserialMinMacsAvx512 - 1), ConvAlgorithm::u8);
     // avx2: the table kernels, from 64 output channels per group and while their 16-bit sums fit.
-    EXPECT_EQ(pick(KernelChoice::automatic, s, 2, 2, Isa::avx2, kResNetLayer), ConvAlgorithm::popcount);
+    EXPECT_EQ(pick(KernelChoice::automatic, s, 2, 2, Isa::avx2, kResNetLayer), ConvAlgorithm::bitserial);
     EXPECT_EQ(pick(KernelChoice::automatic, s, 2, 2, Isa::avx2, kFashionLayer, true, 32, 32 * 9), ConvAlgorithm::u8);
-    EXPECT_EQ(pick(KernelChoice::automatic, s, 2, 2, Isa::avx2, kFashionLayer, true, 64, 64 * 9), ConvAlgorithm::popcount);
-    EXPECT_EQ(pick(KernelChoice::automatic, s, 2, 2, Isa::avx2, kResNetLayer, true, 512, 21845), ConvAlgorithm::popcount);
+    EXPECT_EQ(pick(KernelChoice::automatic, s, 2, 2, Isa::avx2, kFashionLayer, true, 64, 64 * 9), ConvAlgorithm::bitserial);
+    EXPECT_EQ(pick(KernelChoice::automatic, s, 2, 2, Isa::avx2, kResNetLayer, true, 512, 21845), ConvAlgorithm::bitserial);
     EXPECT_EQ(pick(KernelChoice::automatic, s, 2, 2, Isa::avx2, kResNetLayer, true, 512, 21846), ConvAlgorithm::u8);
     EXPECT_EQ(pick(KernelChoice::automatic, s, 1, 4, Isa::avx2, kResNetLayer, true, 512, 512 * 9), ConvAlgorithm::u8);
-    EXPECT_EQ(pick(KernelChoice::automatic, s, 2, 2, Isa::arm64, kFashionLayer), ConvAlgorithm::popcount);
+    EXPECT_EQ(pick(KernelChoice::automatic, s, 2, 2, Isa::arm64, kFashionLayer), ConvAlgorithm::bitserial);
     EXPECT_EQ(pick(KernelChoice::automatic, s, 4, 4, Isa::avx512, kResNetLayer), ConvAlgorithm::u8);  // 16 pairs
 }
 
 TEST(KernelChoice, OverridesAndLimits) {
     const WeightEncoding s = WeightEncoding::signed_;
-    // `bitserial` takes popcount wherever it applies, `u8` never does.
-    EXPECT_EQ(pick(KernelChoice::bitserial, s, 4, 4, Isa::avx2, 1000), ConvAlgorithm::popcount);
+    // `bitserial` takes the bit-serial kernels wherever it applies, `u8` never does.
+    EXPECT_EQ(pick(KernelChoice::bitserial, s, 4, 4, Isa::avx2, 1000), ConvAlgorithm::bitserial);
     EXPECT_EQ(pick(KernelChoice::u8, WeightEncoding::binary, 1, 1, Isa::avx512, kResNetLayer), ConvAlgorithm::u8);
     // Beyond 4 bits, or with non-zero padding codes, only conv_u8 applies.
     EXPECT_EQ(pick(KernelChoice::bitserial, s, 8, 8, Isa::avx512, kResNetLayer), ConvAlgorithm::u8);
@@ -74,7 +74,7 @@ TEST(KernelChoice, CodebookLayersRunThePairwiseTable) {
         ConvChoiceInput c{cb, w, a, zero_padding, Isa::avx2, kResNetLayer, 64, 64 * 9};
         c.min_weight = lo;
         c.max_weight = hi;
-        return choose_conv_algorithm(k, c);
+        return choose_conv(k, c).algorithm;
     };
     for (KernelChoice k : {KernelChoice::automatic, KernelChoice::lut}) {
         EXPECT_EQ(pick_cb(k, 2, 2, -42, 42), ConvAlgorithm::pairwise);
@@ -87,4 +87,45 @@ TEST(KernelChoice, CodebookLayersRunThePairwiseTable) {
     }
     EXPECT_EQ(pick_cb(KernelChoice::u8, 2, 2, -5, 5), ConvAlgorithm::u8);
     EXPECT_EQ(pick_cb(KernelChoice::bitserial, 2, 2, -5, 5), ConvAlgorithm::u8);  // no bit planes
+}
+
+// Within the bit-serial family: the table kernels where their 16-bit sums fit, on AVX2 always,
+// on AVX-512 for bitserial (not bconv) layers of W <= 2 with more than one tap.
+TEST(KernelChoice, BitserialLayersRunTheTableKernelsWhereTheirSumsFit) {
+    auto pick_kernel = [](Isa isa, bool bconv, int w, int taps, int64_t window, int a) {
+        return choose_bitserial_kernel(isa, bconv, w, taps, window, a);
+    };
+    EXPECT_EQ(pick_kernel(Isa::avx2, true, 1, 9, 64 * 9, 1), BitserialKernel::table);
+    EXPECT_EQ(pick_kernel(Isa::avx2, false, 4, 1, 4369, 4), BitserialKernel::table);     // 4369 x 15 = 65535
+    EXPECT_EQ(pick_kernel(Isa::avx2, false, 4, 1, 4370, 4), BitserialKernel::popcount);  // 65550
+    EXPECT_EQ(pick_kernel(Isa::avx512, false, 2, 9, 512 * 9, 2), BitserialKernel::table);
+    EXPECT_EQ(pick_kernel(Isa::avx512, false, 2, 1, 512, 2), BitserialKernel::popcount);   // 1x1
+    EXPECT_EQ(pick_kernel(Isa::avx512, false, 3, 9, 512 * 9, 2), BitserialKernel::popcount);
+    EXPECT_EQ(pick_kernel(Isa::avx512, true, 1, 9, 512 * 9, 1), BitserialKernel::popcount);  // bconv
+    for (Isa isa : {Isa::scalar, Isa::arm64, Isa::arm64_dotprod})
+        EXPECT_EQ(pick_kernel(isa, false, 1, 9, 64 * 9, 1), BitserialKernel::popcount);
+}
+
+// A forced family that cannot take a layer says why (the session's notes).
+TEST(KernelChoice, ForcedChoicesThatCannotRunSayWhy) {
+    auto refused = [](KernelChoice k, WeightEncoding e, int w, int a, bool zero_padding = true, int lo = -128, int hi = 127) {
+        ConvChoiceInput c{e, w, a, zero_padding, Isa::avx2, kResNetLayer, 64, 64 * 9};
+        c.min_weight = lo;
+        c.max_weight = hi;
+        const ConvChoice chosen = choose_conv(k, c);
+        EXPECT_EQ(chosen.refused.empty(), chosen.algorithm != ConvAlgorithm::u8 || k == KernelChoice::u8 ||
+                                              k == KernelChoice::automatic);
+        return chosen.refused;
+    };
+    const auto s = WeightEncoding::signed_, cb = WeightEncoding::codebook;
+    EXPECT_EQ(refused(KernelChoice::bitserial, s, 2, 2, false), "its input is padded with non-zero codes");
+    EXPECT_EQ(refused(KernelChoice::bitserial, s, 8, 2), "its w8 weights are wider than 4 bits");
+    EXPECT_EQ(refused(KernelChoice::bitserial, s, 2, 8), "its a8 activations are wider than 4 bits");
+    EXPECT_EQ(refused(KernelChoice::lut, s, 2, 8), "");
+    EXPECT_EQ(refused(KernelChoice::bitserial, cb, 2, 2, true, -5, 5), "codebook weights have no bit planes");
+    EXPECT_EQ(refused(KernelChoice::lut, cb, 2, 3, true, -5, 5),
+              "the pairwise table takes codebooks of W <= 2 on A <= 2, not w2a3");
+    EXPECT_EQ(refused(KernelChoice::lut, cb, 2, 2, true, -43, 5), "a level times the largest code leaves int8");
+    EXPECT_EQ(refused(KernelChoice::automatic, s, 8, 8, false), "");
+    EXPECT_EQ(refused(KernelChoice::u8, s, 2, 2), "");
 }

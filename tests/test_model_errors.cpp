@@ -356,8 +356,17 @@ TEST(ModelFile, CodebookWeightsRunTheirLevels) {
         Session s(model, o);
         EXPECT_EQ(s.run(image.data(), 1), want) << int(k);
         const bool pairwise = k == KernelChoice::automatic || k == KernelChoice::lut;
-        EXPECT_EQ(s.profile()[2].kernel, pairwise ? "lut_conv pairwise w2a2 codebook" : "conv_u8 w2a2") << int(k);
-        EXPECT_EQ(s.profile()[0].kernel, "conv_u8 w2a8") << int(k);
+        EXPECT_EQ(s.profile()[2].kernel, pairwise ? "lut pairwise w2a2 codebook" : "u8 w2a2") << int(k);
+        EXPECT_EQ(s.profile()[0].kernel, "u8 w2a8") << int(k);
+        // What ran: conv_u8's full-range or narrow (int16 sums) library, as the codes allow.
+        if (pairwise)
+            EXPECT_EQ(s.profile()[2].implementation, "lut_pairwise_int32") << int(k);
+        else
+            EXPECT_TRUE(s.profile()[2].implementation == "conv_u8_int32" ||
+                        s.profile()[2].implementation == "conv_u8_narrow_int32")
+                << s.profile()[2].implementation;
+        EXPECT_TRUE(s.profile()[0].implementation == "conv_u8_codes" || s.profile()[0].implementation == "conv_u8_narrow_codes")
+            << s.profile()[0].implementation;
     }
 }
 

@@ -126,6 +126,7 @@ public:
             d["name"] = p.name;
             d["op"] = p.op;
             d["kernel"] = p.kernel;
+            d["implementation"] = p.implementation;
             d["seconds"] = p.seconds;
             d["macs"] = p.macs;
             rows.append(d);

@@ -123,22 +123,20 @@ void call_conv(Kernel k, const Call& a, int c0, int cn, int32_t chunk, T* out) {
     auto weights16 = weights16_view(w, c0 / 4, (cg + 3) / 4);
     // NHWC output as (c, g, p, n), p = y * width + x.
     auto output = view<T>(out, {{cog, 1}, {w.groups, cog}, {o.h * o.w, o.c}, {o.n, o.c * o.h * o.w}});
-    int32_t stride = a.geo.stride, pad = a.geo.pad, shift = a.rq.shift, out_bits = a.rq.out_bits;
     auto multiplier = multiplier_view(a.rq);
     auto bias = bias_view(a.rq);
-    bool whole_blocks = cg % 4 == 0;
     auto sums = view<int32_t>(w.sums.data(), {{int(w.sums.size()), 1}});
     static const int16_t kOnes[2] = {1, 1};  // the narrow library's vpmaddwd operand
     auto ones = view<int16_t>(kOnes, {{2, 1}});
-    void* args[] = {in.raw_buffer(),      pads.raw_buffer(), weights.raw_buffer(), weights16.raw_buffer(),
-                    &stride,              &pad,              multiplier.raw_buffer(), bias.raw_buffer(),
-                    &shift,               &out_bits,         &whole_blocks,        &chunk,
-                    sums.raw_buffer(),    ones.raw_buffer(), output.raw_buffer()};
     // (A full-range library on AVX2 reads data16; prepare_u8_weights fills it where narrow_chunk
     // can be 0.)
     if (w.data16.empty() && chunk == 0 && resolved_isa(Isa::automatic) == Isa::avx2)
         throw Error("conv_u8: weights with |w| up to " + std::to_string(w.max_abs_weight) + " have no int16 copy");
-    call_kernel(k, args);
+    call_kernel_of<Kernel::halibit_conv_u8_int32, Kernel::halibit_conv_u8_codes, Kernel::halibit_conv_u8_narrow_int32,
+                   Kernel::halibit_conv_u8_narrow_codes>(
+        k, in.raw_buffer(), pads.raw_buffer(), weights.raw_buffer(), weights16.raw_buffer(), int32_t(a.geo.stride),
+        int32_t(a.geo.pad), multiplier.raw_buffer(), bias.raw_buffer(), int32_t(a.rq.shift), int32_t(a.rq.out_bits),
+        cg % 4 == 0, chunk, sums.raw_buffer(), ones.raw_buffer(), output.raw_buffer());
 }
 
 // Runs `normal`, or `narrow` (the int16-sum library) where the codes, pad values and weights
@@ -158,16 +156,15 @@ void run(Kernel normal, Kernel narrow, const uint8_t* codes, const ActivationSha
         // (c, kx, ky) weights; NHWC output as (c, x, y, n).
         auto in = view<uint8_t>(codes, {{s.c, 1}, {s.w, s.c}, {s.h, s.c * s.w}, {s.n, s.c * s.w * s.h}});
         auto pads = view<uint8_t>(pad_values, {{s.c, 1}});
-        int32_t stride = geo.stride, pad = geo.pad, shift = rq.shift, out_bits = rq.out_bits;
         auto multiplier = multiplier_view(rq);
         auto bias = bias_view(rq);
         auto dw = view<int8_t>(w.data.data(), {{w.out_channels, 1}, {w.kernel_w, w.out_channels},
                                                {w.kernel_h, w.out_channels * w.kernel_w}});
         auto output = view<T>(out, {{o.c, 1}, {o.w, o.c}, {o.h, o.c * o.w}, {o.n, o.c * o.w * o.h}});
-        void* args[] = {in.raw_buffer(), pads.raw_buffer(), dw.raw_buffer(), &stride, &pad, multiplier.raw_buffer(),
-                        bias.raw_buffer(), &shift, &out_bits, output.raw_buffer()};
-        call_kernel(std::is_same_v<T, int32_t> ? Kernel::halibit_depthwise_u8_int32 : Kernel::halibit_depthwise_u8_codes,
-                    args);
+        constexpr Kernel k = std::is_same_v<T, int32_t> ? Kernel::halibit_depthwise_u8_int32 : Kernel::halibit_depthwise_u8_codes;
+        call_kernel<k>(in.raw_buffer(), pads.raw_buffer(), dw.raw_buffer(), int32_t(geo.stride), int32_t(geo.pad),
+                       multiplier.raw_buffer(), bias.raw_buffer(), int32_t(rq.shift), int32_t(rq.out_bits),
+                       output.raw_buffer());
         return;
     }
     const Call call{codes, s, w, geo, pad_values, rq};

@@ -18,7 +18,7 @@ using Entry = KernelEntry;
 #else
 #define HALIBIT_ASM_LABEL(symbol) __asm__("\"" symbol "\"")
 #endif
-#define HALIBIT_KERNEL(lib, isa, symbol) extern "C" int lib##_##isa(void**) HALIBIT_ASM_LABEL(symbol);
+#define HALIBIT_KERNEL(lib, isa, symbol) extern "C" decltype(::lib) lib##_##isa HALIBIT_ASM_LABEL(symbol);
 #include "halibit_kernel_table.inc"
 #undef HALIBIT_KERNEL
 
@@ -27,7 +27,7 @@ constexpr int kIsas = int(Isa::arm64_dotprod) + 1;  // indexed by Isa
 struct Table {
     Entry entry[int(Kernel::count)][kIsas] = {};
     Table() {
-#define HALIBIT_KERNEL(lib, isa, symbol) entry[int(Kernel::lib)][int(Isa::isa)] = lib##_##isa;
+#define HALIBIT_KERNEL(lib, isa, symbol) entry[int(Kernel::lib)][int(Isa::isa)] = reinterpret_cast<Entry>(lib##_##isa);
 #include "halibit_kernel_table.inc"
 #undef HALIBIT_KERNEL
     }
@@ -46,27 +46,33 @@ constexpr Isa kPreference[] = {Isa::avx512, Isa::avx2, Isa::arm64_dotprod, Isa::
 }  // namespace
 
 const char* kernel_name(Kernel k) {
+    static const char* const names[] = {
+#define HALIBIT_KERNEL(lib, ...) #lib,
+#include "kernels.inc"
+#undef HALIBIT_KERNEL
+    };
+    return int(k) >= 0 && k < Kernel::count ? names[int(k)] : "?";
+}
+
+const halide_filter_metadata_t* kernel_metadata(Kernel k) {
     switch (k) {
-#define HALIBIT_KERNEL_NAME(lib) \
-    case Kernel::lib: return #lib;
-#include "kernel_names.inc"
-#undef HALIBIT_KERNEL_NAME
-    default: return "?";
+#define HALIBIT_BUILT_KERNEL(lib) \
+    case Kernel::lib: return ::lib##_metadata();
+#include "halibit_built_kernels.inc"
+#undef HALIBIT_BUILT_KERNEL
+    default: return nullptr;
     }
 }
 
-namespace {
-
-int run_entry(Kernel k, void** args) {
-    if (g_override[int(k)]) return g_override[int(k)](args);
+KernelEntry kernel_entry(Kernel k) {
+    if (g_override[int(k)]) return g_override[int(k)];
     const Entry* entries = table().entry[int(k)];
     const Isa forced = forced_isa();
     if (forced != Isa::automatic) {
         // Only conv_u8 has a dot-product variant; the other kernels run their arm64 one.
-        if (forced == Isa::arm64_dotprod && !entries[int(forced)] && entries[int(Isa::arm64)])
-            return entries[int(Isa::arm64)](args);
+        if (forced == Isa::arm64_dotprod && !entries[int(forced)] && entries[int(Isa::arm64)]) return entries[int(Isa::arm64)];
         if (!entries[int(forced)]) throw Error(std::string(kernel_name(k)) + " has no " + isa_name(forced) + " variant");
-        return entries[int(forced)](args);
+        return entries[int(forced)];
     }
     static const Isa best = [] {
         for (Isa isa : kPreference)
@@ -75,33 +81,40 @@ int run_entry(Kernel k, void** args) {
     }();
     // Kernels built for fewer targets (the autoscheduler baseline) take the best they have.
     for (Isa isa : kPreference)
-        if (entries[int(isa)] && (isa == best || isa_available(isa))) return entries[int(isa)](args);
+        if (entries[int(isa)] && (isa == best || isa_available(isa))) return entries[int(isa)];
     throw Error(std::string(kernel_name(k)) + " has no variant for this CPU (best ISA " + isa_name(best) + ")");
 }
-
-}  // namespace
 
 void override_kernel(Kernel k, KernelEntry entry) { g_override[int(k)] = entry; }
 bool kernel_overridden(Kernel k) { return g_override[int(k)] != nullptr; }
 
 namespace {
 // Halide's default error handler prints and aborts; this one keeps the message for the Error
-// that call_kernel throws (the kernel returns a non-zero status after calling it).
+// that finish_kernel_call throws (the kernel returns a non-zero status after calling it).
 thread_local std::string t_halide_message;
 void keep_halide_message(void*, const char* msg) { t_halide_message = msg; }
+thread_local uint64_t t_called = 0;
 }  // namespace
 
-void call_kernel(Kernel k, void** args) {
+void start_kernel_call(Kernel k) {
     static const bool handler_installed = (halide_set_error_handler(keep_halide_message), true);
     (void)handler_installed;
     t_halide_message.clear();
-    const int status = run_entry(k, args);
-    if (status != 0) {
-        std::string msg = t_halide_message;
-        while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
-        throw Error(std::string(kernel_name(k)) + " failed with Halide error " + std::to_string(status) +
-                    (msg.empty() ? "" : ": " + msg));
-    }
+    t_called |= uint64_t(1) << int(k);
+}
+
+void finish_kernel_call(Kernel k, int status) {
+    if (status == 0) return;
+    std::string msg = t_halide_message;
+    while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
+    throw Error(std::string(kernel_name(k)) + " failed with Halide error " + std::to_string(status) +
+                (msg.empty() ? "" : ": " + msg));
+}
+
+uint64_t take_called_kernels() {
+    const uint64_t called = t_called;
+    t_called = 0;
+    return called;
 }
 
 }  // namespace halibit

@@ -24,13 +24,13 @@ void add(AddInput x0, AddInput x1, size_t pixels, int channels, const AddParams&
     auto m0 = view<int32_t>(p.multiplier[0].data(), {{channels, 1}});
     auto m1 = view<int32_t>(p.multiplier[1].data(), {{channels, 1}});
     auto bias = view<int64_t>(p.bias.data(), {{channels, 1}});
-    int32_t shift = p.shift, out_bits = p.out_bits;
     auto o = view<uint8_t>(out, {{channels, 1}, {np, channels}});
-    void* args[] = {a.raw_buffer(), b.raw_buffer(), m0.raw_buffer(), m1.raw_buffer(), bias.raw_buffer(),
-                    &shift,         &out_bits,      o.raw_buffer()};
     const Kernel k = x0.int32 ? (x1.int32 ? Kernel::halibit_add_int32_int32 : Kernel::halibit_add_int32_uint8)
                               : (x1.int32 ? Kernel::halibit_add_uint8_int32 : Kernel::halibit_add_uint8_uint8);
-    call_kernel(k, args);
+    call_kernel_of<Kernel::halibit_add_int32_int32, Kernel::halibit_add_int32_uint8, Kernel::halibit_add_uint8_int32,
+                   Kernel::halibit_add_uint8_uint8>(k, a.raw_buffer(), b.raw_buffer(), m0.raw_buffer(), m1.raw_buffer(),
+                                                    bias.raw_buffer(), int32_t(p.shift), int32_t(p.out_bits),
+                                                    o.raw_buffer());
 }
 
 void max_pool(const uint8_t* in, const ActivationShape& s, int kernel_h, int kernel_w, int stride, int pad, uint8_t* out) {
@@ -40,26 +40,22 @@ void max_pool(const uint8_t* in, const ActivationShape& s, int kernel_h, int ker
     if (oh < 1 || ow < 1) throw Error("max_pool: kernel, stride or padding leave no output pixels");
     auto i = view<uint8_t>(in, {{s.c, 1}, {s.w, s.c}, {s.h, s.c * s.w}, {s.n, s.c * s.w * s.h}});
     auto o = view<uint8_t>(out, {{s.c, 1}, {ow, s.c}, {oh, s.c * ow}, {s.n, s.c * ow * oh}});
-    int32_t kw = kernel_w, kh = kernel_h, st = stride, pd = pad;
-    void* args[] = {i.raw_buffer(), &kw, &kh, &st, &pd, o.raw_buffer()};
-    call_kernel(Kernel::halibit_max_pool, args);
+    call_kernel<Kernel::halibit_max_pool>(i.raw_buffer(), int32_t(kernel_w), int32_t(kernel_h), int32_t(stride),
+                                          int32_t(pad), o.raw_buffer());
 }
 
 void global_avg_pool(const uint8_t* in, const ActivationShape& s, int64_t multiplier, int shift, int out_bits, uint8_t* out) {
     auto i = view<uint8_t>(in, {{s.c, 1}, {s.w, s.c}, {s.h, s.c * s.w}, {s.n, s.c * s.w * s.h}});
     auto o = view<uint8_t>(out, {{s.c, 1}, {s.n, s.c}});
-    int32_t sh = shift, bits = out_bits;
-    void* args[] = {i.raw_buffer(), &multiplier, &sh, &bits, o.raw_buffer()};
-    call_kernel(Kernel::halibit_global_avg_pool, args);
+    call_kernel<Kernel::halibit_global_avg_pool>(i.raw_buffer(), multiplier, int32_t(shift), int32_t(out_bits),
+                                                 o.raw_buffer());
 }
 
 void channel_shuffle(const uint8_t* in, size_t pixels, int channels, int groups, uint8_t* out) {
     if (groups < 1 || channels % groups) throw Error("channel_shuffle: channels not divisible by groups");
     auto i = view<uint8_t>(in, {{channels, 1}, {int(pixels), channels}});
     auto o = view<uint8_t>(out, {{channels, 1}, {int(pixels), channels}});
-    int32_t g = groups;
-    void* args[] = {i.raw_buffer(), &g, o.raw_buffer()};
-    call_kernel(Kernel::halibit_channel_shuffle, args);
+    call_kernel<Kernel::halibit_channel_shuffle>(i.raw_buffer(), int32_t(groups), o.raw_buffer());
 }
 
 }  // namespace halibit

@@ -77,9 +77,8 @@ void requantize(Kernel k, const int32_t* acc, const ActivationShape& s, int grou
     auto a = output_view(acc, s, groups);
     auto m = multiplier_view(rq);
     auto b = bias_view(rq);
-    int32_t shift = rq.shift, bits = rq.out_bits;
-    void* args[] = {a.raw_buffer(), m.raw_buffer(), b.raw_buffer(), &shift, &bits, out.raw_buffer()};
-    call_kernel(k, args);
+    call_kernel_of<Kernel::halibit_requantize_codes, Kernel::halibit_requantize_packed>(
+        k, a.raw_buffer(), m.raw_buffer(), b.raw_buffer(), int32_t(rq.shift), int32_t(rq.out_bits), out.raw_buffer());
 }
 
 // The arguments the int32-output kernels take in place of a requantization (never read).

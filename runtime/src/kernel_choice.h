@@ -8,88 +8,112 @@
 #include "halibit/encoding.h"
 #include "halibit/isa.h"
 #include "halibit/session.h"
-#include "table_conv.h"
+#include "halibit/kernels.h"
 
 namespace halibit {
 
-// lut: lut_conv's activation tables (T-MAC); pairwise: lut_conv's pairwise product table (DeepGEMM).
-enum class ConvAlgorithm { popcount, u8, lut, pairwise };
+// The conv families a layer can run (one name each from the model to the CLI's --kernels):
+//   bitserial: bit planes and popcounts (bconv / bitserial_conv), or table lookups on the bit
+//              planes (table_conv) where they are faster: choose_bitserial_kernel.
+//   u8:        conv_u8, bytes of codes times int8 weights.
+//   lut:       lut_conv's activation tables (T-MAC); pairwise: lut_conv's pairwise product
+//              table (DeepGEMM).
+enum class ConvAlgorithm { bitserial, u8, lut, pairwise };
+
+// The table kernels' sums fit their 16-bit accumulators: window (input channels per group x
+// taps) x largest code <= 65535.
+inline constexpr bool table_sums_fit(int64_t window, int activation_bits) {
+    return window * ((int64_t(1) << activation_bits) - 1) <= 65535;
+}
+
+// Which kernels run a bit-serial convolution (bconv: sign activations x binary weights) on isa.
+// AVX2: the table kernels wherever their sums fit. AVX-512: bitserial layers of 1- and 2-bit
+// weights with more than one tap, where they beat the vpopcntq kernel (bench/sweep.py
+// --family bitserial_conv compares the two). Elsewhere the popcount kernels (x86 builds only pack
+// the table kernels' weights).
+enum class BitserialKernel { popcount, table };
+inline BitserialKernel choose_bitserial_kernel(Isa isa, bool bconv, int weight_bits, int taps, int64_t window,
+                                               int activation_bits) {
+    if (!table_sums_fit(window, activation_bits)) return BitserialKernel::popcount;
+    switch (isa) {
+    case Isa::avx2: return BitserialKernel::table;
+    case Isa::avx512: return !bconv && weight_bits <= 2 && taps > 1 ? BitserialKernel::table : BitserialKernel::popcount;
+    default: return BitserialKernel::popcount;
+    }
+}
 
 struct ConvChoiceInput {
     WeightEncoding encoding;
     int weight_bits;
     int activation_bits;
-    bool zero_padding;  // popcount kernels pad with zero codes only
+    bool zero_padding;  // the bit-serial and table kernels pad with zero codes only
     Isa isa;            // resolved: never Isa::automatic
     int64_t macs;       // of one image: packing and tile setup repeat per image of a batch
     int out_channels_per_group;
     int64_t window;     // input channels per group x kernel taps: one output's sum
     int min_weight = -128, max_weight = 127;  // the layer's weight values (codebook: its levels)
+    int taps = 1;       // kernel_h x kernel_w
 };
 
-// popcount (bconv / bitserial_conv) covers W1..4 x A1..4 with zero padding; conv_u8 covers
-// everything up to 8 bits. A popcount layer costs one popcount pass per plane pair (W x A),
-// conv_u8 the same at any width, so `auto` takes popcount where few pairs are summed
-// (per layer, `halibit bench --kernels bitserial|u8`, ResNet-18 and the Fashion-MNIST models):
-//   W x A = 1: always. 1.0-3.6x conv_u8 on every layer, avx512 and avx2.
-//   W x A <= 4 on avx512: layers of at least 16M MACs. ResNet-18's W2A2 3x3 layers (58-116M)
-//     0.97-1.40x; the Fashion-MNIST layers (0.4-7.2M: packing and tile setup dominate) 0.41-0.88x.
-//   W x A <= 4 on avx2: where the table kernels run it (table_sums_fit), with at least 64
-//     output channels per group (the W1 and W2 tables' tile width). ResNet-18's W2A2 layers 1.39-2.19x;
-//     Fashion-MNIST's 64- and 128-channel layers 1.01-2.29x, its 32-channel ones 0.62-0.65x.
+// What runs a layer, and for a forced family (`bitserial` or `lut`) that cannot take it, why
+// ("" otherwise; `auto` and `u8` are always honoured), for the session's notes.
+struct ConvChoice {
+    ConvAlgorithm algorithm;
+    std::string refused;
+};
+
+// bitserial covers W1..4 x A1..4 with zero padding; conv_u8 covers everything up to 8 bits. A
+// bit-serial layer costs one pass per plane pair (W x A), conv_u8 the same at any width, so
+// `auto` takes bitserial where few pairs are summed (per layer, `halibit bench --kernels
+// bitserial|u8`, ResNet-18 and the Fashion-MNIST models):
+//   W x A = 1: always (1.0-3.6x conv_u8 on every layer, avx512 and avx2).
+//   W x A <= 4 on avx512: layers of at least 16M MACs (below, packing and tile setup dominate).
+//   W x A <= 4 on avx2: where the table kernels run it, with at least 64 output channels per
+//     group (the W1 and W2 tables' tile width).
 //   arm64, scalar: W x A <= 4 (not measured on hardware here: qemu only).
-inline constexpr int64_t kPopcountMinMacsAvx512 = 16'000'000;
+inline constexpr int64_t kBitserialMinMacsAvx512 = 16'000'000;
 inline constexpr int kTableMinOutChannelsAvx2 = 64;
 
-inline ConvAlgorithm choose_conv_algorithm(KernelChoice choice, const ConvChoiceInput& c) {
-    // Codebook weights: the pairwise table where its byte products hold them (W <= 2, A <= 2,
-    // |level| x largest code inside int8), under `auto` and `lut`; conv_u8 otherwise.
-    if (c.encoding == WeightEncoding::codebook) {
-        const int64_t top = (int64_t(1) << c.activation_bits) - 1;
-        const bool pairwise_applies = c.zero_padding && c.weight_bits <= 2 && c.activation_bits <= 2 &&
-                                      c.max_weight * top <= 127 && c.min_weight * top >= -128;
-        const bool wanted = choice == KernelChoice::automatic || choice == KernelChoice::lut;
-        return pairwise_applies && wanted ? ConvAlgorithm::pairwise : ConvAlgorithm::u8;
-    }
-    // lut_conv's activation tables: W1..4 (binary, signed, odd) x A1..8 with zero padding. Not
-    // the fastest kernel for any (W, A) on the benchmark layers (docs/RESULTS.md), so only `lut`
-    // picks them.
-    const bool lut_applies = c.zero_padding && c.weight_bits <= 4 && c.activation_bits <= 8 &&
-                             encoding_supports_bits(c.encoding, c.weight_bits);
-    if (choice == KernelChoice::lut) return lut_applies ? ConvAlgorithm::lut : ConvAlgorithm::u8;
-    const bool popcount_applies = c.zero_padding && c.weight_bits <= 4 && c.activation_bits <= 4 &&
-                                  encoding_supports_bits(c.encoding, c.weight_bits);
-    if (!popcount_applies || choice == KernelChoice::u8) return ConvAlgorithm::u8;
-    if (choice == KernelChoice::bitserial) return ConvAlgorithm::popcount;
-    const int pairs = c.weight_bits * c.activation_bits;
-    if (pairs == 1) return ConvAlgorithm::popcount;
-    if (pairs > 4) return ConvAlgorithm::u8;
-    switch (c.isa) {
-    case Isa::avx512: return c.macs >= kPopcountMinMacsAvx512 ? ConvAlgorithm::popcount : ConvAlgorithm::u8;
-    case Isa::avx2:
-        return c.out_channels_per_group >= kTableMinOutChannelsAvx2 && table_sums_fit(c.window, c.activation_bits)
-                   ? ConvAlgorithm::popcount
-                   : ConvAlgorithm::u8;
-    default: return ConvAlgorithm::popcount;
-    }
-}
-
-// Why a forced choice (`bitserial` or `lut`) does not run a layer on the family it names: ""
-// when it does (`auto` and `u8` are always honoured), else the condition it fails, for the
-// session's notes.
-inline std::string forced_choice_refused(KernelChoice choice, const ConvChoiceInput& c) {
-    if (choice == KernelChoice::automatic || choice == KernelChoice::u8) return "";
-    const ConvAlgorithm ran = choose_conv_algorithm(choice, c);
-    if (ran != ConvAlgorithm::u8) return "";
+inline ConvChoice choose_conv(KernelChoice choice, const ConvChoiceInput& c) {
+    const bool forced = choice == KernelChoice::bitserial || choice == KernelChoice::lut;
+    auto u8 = [&](std::string why) { return ConvChoice{ConvAlgorithm::u8, forced ? why : ""}; };
     const std::string w = "w" + std::to_string(c.weight_bits), a = "a" + std::to_string(c.activation_bits);
-    if (!c.zero_padding) return "its input is padded with non-zero codes";
+    if (!c.zero_padding && choice != KernelChoice::automatic) return u8("its input is padded with non-zero codes");
+    if (choice == KernelChoice::u8) return u8("");
+    // Codebook weights: the pairwise table where its byte products hold them (W <= 2, A <= 2,
+    // every level x largest code inside int8), under `auto` and `lut`; conv_u8 otherwise.
     if (c.encoding == WeightEncoding::codebook) {
-        if (choice == KernelChoice::bitserial) return "codebook weights have no bit planes";
-        if (c.weight_bits > 2 || c.activation_bits > 2) return "the pairwise table takes codebooks of W <= 2 on A <= 2, not " + w + a;
-        return "a level times the largest code leaves int8";
+        if (choice == KernelChoice::bitserial) return u8("codebook weights have no bit planes");
+        if (!c.zero_padding) return u8("");
+        if (c.weight_bits > 2 || c.activation_bits > 2)
+            return u8("the pairwise table takes codebooks of W <= 2 on A <= 2, not " + w + a);
+        if (!pairwise_level_fits(c.min_weight, c.activation_bits) || !pairwise_level_fits(c.max_weight, c.activation_bits))
+            return u8("a level times the largest code leaves int8");
+        return {ConvAlgorithm::pairwise, ""};
     }
-    if (c.weight_bits > 4) return "its " + w + " weights are wider than 4 bits";
-    return "its " + a + " activations are wider than 4 bits";
+    if (!c.zero_padding) return u8("");
+    if (c.weight_bits > 4) return u8("its " + w + " weights are wider than 4 bits");
+    if (!encoding_supports_bits(c.encoding, c.weight_bits))
+        return u8(std::string("its ") + encoding_name(c.encoding) + " weights have no " + w + " bit planes");
+    // lut_conv's activation tables: W1..4 x A1..8. Not the fastest kernel for any (W, A) on the
+    // benchmark layers (docs/RESULTS.md), so only `lut` picks them.
+    if (choice == KernelChoice::lut) return {ConvAlgorithm::lut, ""};
+    if (c.activation_bits > 4) return u8("its " + a + " activations are wider than 4 bits");
+    if (choice == KernelChoice::bitserial) return {ConvAlgorithm::bitserial, ""};
+    const int pairs = c.weight_bits * c.activation_bits;
+    bool bitserial = pairs == 1;
+    if (pairs > 1 && pairs <= 4) {
+        switch (c.isa) {
+        case Isa::avx512: bitserial = c.macs >= kBitserialMinMacsAvx512; break;
+        case Isa::avx2:
+            bitserial = c.out_channels_per_group >= kTableMinOutChannelsAvx2 &&
+                        choose_bitserial_kernel(c.isa, false, c.weight_bits, c.taps, c.window, c.activation_bits) ==
+                            BitserialKernel::table;
+            break;
+        default: bitserial = true;
+        }
+    }
+    return {bitserial ? ConvAlgorithm::bitserial : ConvAlgorithm::u8, ""};
 }
 
 }  // namespace halibit

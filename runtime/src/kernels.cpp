@@ -9,7 +9,7 @@
 #include "halibit/error.h"
 #include "dispatch.h"
 #include "halibit/isa.h"
-#include "table_conv.h"
+#include "kernel_choice.h"
 
 namespace halibit {
 namespace {
@@ -156,49 +156,21 @@ void pack_activations(const uint8_t* codes, const ActivationShape& s, int planes
                                               {{cw, 1}, {s.w, cw}, {s.h, cw * s.w}, {s.n, cw * s.w * s.h}})
                              : view<uint64_t>(&unused, {{1, 1}, {s.w, 0}, {s.h, 0}, {s.n, 0}});  // never read
     auto o = bytes_view(out);
-    int32_t g = groups;
-    bool whole_planes = (s.c / groups) % 64 == 0;
-    void* args[] = {in.raw_buffer(), words.raw_buffer(), &g, &whole_words, &whole_planes, o.raw_buffer()};
-    call_kernel(Kernel::halibit_pack, args);
+    const bool whole_planes = (s.c / groups) % 64 == 0;
+    call_kernel<Kernel::halibit_pack>(in.raw_buffer(), words.raw_buffer(), int32_t(groups), whole_words, whole_planes,
+                                      o.raw_buffer());
 }
 
 namespace {
 
-// The arguments every popcount convolution takes, in generator order (generators/popcount_conv.h).
-struct ConvArgs {
-    Buffer<uint64_t> input, weights;
-    int32_t stride, pad;
-    Buffer<int32_t> multiplier;
-    Buffer<int64_t> bias;
-    int32_t shift, out_bits;
-
-    ConvArgs(const PackedActivations& in, const PackedWeights& w, ConvGeometry g, const Requantization& rq)
-        : input(words_view(in, g.pad)), weights(weights_view(w)), stride(g.stride), pad(g.pad),
-          multiplier(multiplier_view(rq)), bias(bias_view(rq)), shift(rq.shift), out_bits(rq.out_bits) {}
-    std::vector<void*> argv() {
-        return {input.raw_buffer(), weights.raw_buffer(), &stride, &pad, multiplier.raw_buffer(), bias.raw_buffer(),
-                &shift, &out_bits};
-    }
-};
-
-// Whether the table kernels (generators/table_conv_generator.cpp) stand in for the Halide
-// kernel k: with AVX2, wherever the sums fit; with AVX-512, bitserial 3x3 (and larger) layers
-// of 1- and 2-bit weights, where they beat the vpopcntq kernel (bench/sweep.py --family
-// bitserial_conv compares the two).
-// Never for the autoscheduler baseline nor a schedule experiment's variant, which are
-// benchmarked as themselves.
-bool use_tables(const PackedActivations& in, const PackedWeights& w, Kernel k, bool bitserial) {
-#if HALIBIT_TABLE_KERNELS
-    if (k == Kernel::halibit_bitserial_conv_auto || kernel_overridden(k) || !table_conv_fits(in, w)) return false;
-    switch (resolved_isa(Isa::automatic)) {
-    case Isa::avx2: return true;
-    case Isa::avx512: return bitserial && w.bits <= 2 && w.kernel_h * w.kernel_w > 1;
-    default: return false;
-    }
-#else
-    (void)in, (void)w, (void)k, (void)bitserial;
-    return false;
-#endif
+// Whether the table kernels (generators/table_conv_generator.cpp) run this convolution
+// (choose_bitserial_kernel; x86 builds, which pack the weights' nibbles). Never for the
+// autoscheduler baseline nor a schedule experiment's variant, which are benchmarked as themselves.
+bool use_tables(const PackedActivations& in, const PackedWeights& w, Kernel k, bool bconv) {
+    if (k == Kernel::halibit_bitserial_conv_auto || kernel_overridden(k) || w.nibbles.empty()) return false;
+    const int taps = w.kernel_h * w.kernel_w;
+    return choose_bitserial_kernel(resolved_isa(Isa::automatic), bconv, w.bits, taps,
+                                   int64_t(w.in_channels_per_group) * taps, in.planes) == BitserialKernel::table;
 }
 
 // Where a table kernel writes: int32 accumulators, NHWC, as halibit_bconv_int32 /
@@ -238,6 +210,13 @@ Kernel table_conv_kernel(int bits, bool codes) {
         {Kernel::halibit_table_conv_w4_int32, Kernel::halibit_table_conv_w4_codes}};
     return kernels[bits - 1][codes ? 1 : 0];
 }
+template <typename... Args>
+void call_table_conv(Kernel k, Args... args) {
+    call_kernel_of<Kernel::halibit_table_conv_w1_int32, Kernel::halibit_table_conv_w1_codes,
+                   Kernel::halibit_table_conv_w2_int32, Kernel::halibit_table_conv_w2_codes,
+                   Kernel::halibit_table_conv_w3_int32, Kernel::halibit_table_conv_w3_codes,
+                   Kernel::halibit_table_conv_w4_int32, Kernel::halibit_table_conv_w4_codes>(k, args...);
+}
 
 void table_conv(const PackedActivations& in, const PackedWeights& w, ConvGeometry geo, bool bconv, bool zero_padding,
                 TableOutput out) {
@@ -256,37 +235,38 @@ void table_conv(const PackedActivations& in, const PackedWeights& w, ConvGeometr
     int32_t coefficients[4];
     for (int i = 0; i < w.bits; i++) coefficients[i] = bconv ? -2 : plane_coefficient(w.encoding, w.bits, i);
     auto coef = view<int32_t>(coefficients, {{w.bits, 1}});
-    int32_t kernel_w = w.kernel_w, kernel_h = w.kernel_h;
-    int32_t flush_class = bconv || in.planes == 1 ? 0 : in.planes == 2 ? 1 : 2;
-    int32_t offset = bconv ? 0 : activation_offset(w.encoding, w.bits);
-    bool is_bconv = bconv, zero_pad = zero_padding;
-    int32_t cpg = w.in_channels_per_group, stride = geo.stride, pad = geo.pad;
+    const int32_t flush_class = bconv || in.planes == 1 ? 0 : in.planes == 2 ? 1 : 2;
+    const int32_t offset = bconv ? 0 : activation_offset(w.encoding, w.bits);
     const Requantization& rq = out.codes ? *out.rq : no_requantization();
     auto multiplier = multiplier_view(rq);
     auto bias = bias_view(rq);
-    int32_t shift = rq.shift, out_bits = rq.out_bits;
     const int pixels = o.h * o.w;
     auto sums = view<int32_t>(out.sums, {{cog, 1}, {w.groups, cog}, {pixels, o.c}, {o.n, o.c * pixels}});
     auto codes = view<uint8_t>(out.codes, {{cog, 1}, {w.groups, cog}, {pixels, o.c}, {o.n, o.c * pixels}});
-    void* args[] = {input.raw_buffer(), weights.raw_buffer(), &kernel_w, &kernel_h, coef.raw_buffer(), &flush_class,
-                    &offset, &is_bconv, &zero_pad, &cpg, &stride, &pad, multiplier.raw_buffer(), bias.raw_buffer(),
-                    &shift, &out_bits, out.codes ? codes.raw_buffer() : sums.raw_buffer()};
-    call_kernel(table_conv_kernel(w.bits, out.codes != nullptr), args);
+    call_table_conv(table_conv_kernel(w.bits, out.codes != nullptr), input.raw_buffer(), weights.raw_buffer(),
+                    int32_t(w.kernel_w), int32_t(w.kernel_h), coef.raw_buffer(), flush_class, offset, bconv, zero_padding,
+                    int32_t(w.in_channels_per_group), int32_t(geo.stride), int32_t(geo.pad), multiplier.raw_buffer(),
+                    bias.raw_buffer(), int32_t(rq.shift), int32_t(rq.out_bits),
+                    out.codes ? codes.raw_buffer() : sums.raw_buffer());
 }
 
 template <typename T>
 void run_bitserial(Kernel k, const PackedActivations& in, const PackedWeights& w, ConvGeometry g, const Requantization& rq,
                    Buffer<T> out) {
     check_conv(in, w, g);
-    if (use_tables(in, w, k, true))
+    if (use_tables(in, w, k, false))
         return run_table([&](TableOutput o) { table_conv(in, w, g, false, true, o); }, conv_output_shape(in, w, g),
                          w.groups, rq, out);
-    ConvArgs a(in, w, g, rq);
-    int32_t wbits = w.bits, abits = in.planes, enc = int32_t(w.encoding);
-    bool w2a2_signed = wbits == 2 && abits == 2 && w.encoding == WeightEncoding::signed_;
-    auto args = a.argv();
-    args.insert(args.end(), {&wbits, &abits, &enc, &w2a2_signed, out.raw_buffer()});
-    call_kernel(k, args.data());
+    auto input = words_view(in, g.pad);
+    auto weights = weights_view(w);
+    auto multiplier = multiplier_view(rq);
+    auto bias = bias_view(rq);
+    const bool w2a2_signed = w.bits == 2 && in.planes == 2 && w.encoding == WeightEncoding::signed_;
+    call_kernel_of<Kernel::halibit_bitserial_conv_int32, Kernel::halibit_bitserial_conv_codes,
+                   Kernel::halibit_bitserial_conv_packed, Kernel::halibit_bitserial_conv_auto>(
+        k, input.raw_buffer(), weights.raw_buffer(), int32_t(g.stride), int32_t(g.pad), multiplier.raw_buffer(),
+        bias.raw_buffer(), int32_t(rq.shift), int32_t(rq.out_bits), int32_t(w.bits), int32_t(in.planes),
+        int32_t(w.encoding), w2a2_signed, out.raw_buffer());
 }
 
 template <typename T>
@@ -295,15 +275,17 @@ void run_bconv(Kernel k, const PackedActivations& in, const PackedWeights& w, BC
     check_conv(in, w, o.geometry);
     if (in.planes != 1 || w.encoding != WeightEncoding::binary || w.bits != 1)
         throw Error("bconv: needs one-plane sign activations and 1-bit binary weights");
-    if (use_tables(in, w, k, false))
+    if (use_tables(in, w, k, true))
         return run_table([&](TableOutput t) { table_conv(in, w, o.geometry, true, !o.one_padding, t); },
                          conv_output_shape(in, w, o.geometry), w.groups, rq, out);
-    ConvArgs a(in, w, o.geometry, rq);
-    int32_t cg = w.in_channels_per_group;
-    bool zero_padding = !o.one_padding;
-    auto args = a.argv();
-    args.insert(args.end(), {&cg, &zero_padding, out.raw_buffer()});
-    call_kernel(k, args.data());
+    auto input = words_view(in, o.geometry.pad);
+    auto weights = weights_view(w);
+    auto multiplier = multiplier_view(rq);
+    auto bias = bias_view(rq);
+    call_kernel_of<Kernel::halibit_bconv_int32, Kernel::halibit_bconv_codes, Kernel::halibit_bconv_packed>(
+        k, input.raw_buffer(), weights.raw_buffer(), int32_t(o.geometry.stride), int32_t(o.geometry.pad),
+        multiplier.raw_buffer(), bias.raw_buffer(), int32_t(rq.shift), int32_t(rq.out_bits),
+        int32_t(w.in_channels_per_group), !o.one_padding, out.raw_buffer());
 }
 
 }  // namespace

@@ -58,7 +58,7 @@ void check(const ActivationShape& s, int act_bits, const LutWeights& w, ConvGeom
         throw Error(name + ": act_bits " + std::to_string(act_bits) + " is outside 1.." + std::to_string(max_bits));
     if (w.algorithm == LutAlgorithm::pairwise)
         for (int32_t level : w.levels)
-            if (int64_t(level) * ((1 << act_bits) - 1) > 127 || int64_t(level) * ((1 << act_bits) - 1) < -128)
+            if (!pairwise_level_fits(level, act_bits))
                 throw Error(name + ": level " + std::to_string(level) + " times the largest code " +
                             std::to_string((1 << act_bits) - 1) + " does not fit int8");
     if (g.stride < 1 || g.pad < 0) throw Error(name + ": stride must be at least 1 and padding not negative");
@@ -101,15 +101,14 @@ void run(Kernel k, const uint8_t* codes, const ActivationShape& s, int act_bits,
         const int classes = kp * ((act_bits + 3) / 4);
         if (sums_fit_16 && (classes == 1 || classes == 2 || classes == 4 || classes == 8)) fast_classes = classes;
     }
-    int32_t bits = act_bits, offset = w.activation_offset, stride = geo.stride, pad = geo.pad, shift = rq.shift,
-            out_bits = rq.out_bits;
     auto multiplier = multiplier_view(rq);
     auto bias = bias_view(rq);
     auto output = view<T>(out, {{cog, 1}, {w.groups, cog}, {o.h * o.w, o.c}, {o.n, o.c * o.h * o.w}});
-    void* args[] = {in.raw_buffer(), weights.raw_buffer(), levels.raw_buffer(),     &bits,           &offset,
-                    &fast_classes,    &stride,           &pad,   multiplier.raw_buffer(), bias.raw_buffer(), &shift,
-                    &out_bits,       output.raw_buffer()};
-    call_kernel(k, args);
+    call_kernel_of<Kernel::halibit_lut_pairwise_int32, Kernel::halibit_lut_pairwise_codes,
+                   Kernel::halibit_lut_activation_table_int32, Kernel::halibit_lut_activation_table_codes>(
+        k, in.raw_buffer(), weights.raw_buffer(), levels.raw_buffer(), int32_t(act_bits), int32_t(w.activation_offset),
+        int32_t(fast_classes), int32_t(geo.stride), int32_t(geo.pad), multiplier.raw_buffer(), bias.raw_buffer(),
+        int32_t(rq.shift), int32_t(rq.out_bits), output.raw_buffer());
 }
 
 }  // namespace

@@ -2,7 +2,7 @@
 //
 // prepare() decides, per convolution, which kernel runs (kernel_choice.h), which form each
 // tensor needs (plain codes / int32 for the 8-bit kernel and the glue ops, bit planes for the
-// popcount kernels), packs the weights, and places every buffer in one arena by liveness.
+// bit-serial kernels), packs the weights, and places every buffer in one arena by liveness.
 // run() only executes steps.
 #include "halibit/session.h"
 
@@ -14,6 +14,7 @@
 
 #include "halibit/error.h"
 #include "halibit/kernels.h"
+#include "dispatch.h"
 #include "glue.h"
 #include "kernel_choice.h"
 
@@ -90,12 +91,12 @@ struct Session::Impl {
     struct TensorState {
         const TensorSpec* spec = nullptr;
         int plain_slot = -1;   // codes (uint8) or int32, NHWC
-        bool needs_planes = false;  // a popcount convolution reads it: it also gets bit planes
+        bool needs_planes = false;  // a bit-serial convolution reads it: it also gets bit planes
         int packed_slot = -1;  // those bit planes
         int packed_groups = 1, packed_border = 0;
         PackedActivations packed;
     };
-    enum class Kind { conv_popcount, conv_u8, conv_lut, add, max_pool, global_avg_pool, channel_shuffle };
+    enum class Kind { conv_bitserial, conv_u8, conv_lut, add, max_pool, global_avg_pool, channel_shuffle };
     struct Step {
         const Layer* layer = nullptr;
         Kind kind = Kind::conv_u8;
@@ -109,6 +110,7 @@ struct Session::Impl {
         std::vector<int32_t> int32_bias;  // conv with an int32 output: added per channel (empty: none)
         AddParams add;
         int64_t macs = 0;
+        uint64_t called_kernels = 0;  // in the last run
     };
 
     std::map<std::string, TensorState> tensors;
@@ -118,6 +120,17 @@ struct Session::Impl {
     uint8_t* arena_base = nullptr;
     size_t arena_size = 0, weights_size = 0;
     std::vector<LayerProfile> profile;
+    // The kernel libraries a step ran (bit int(Kernel)), as "a+b" without the halibit_ prefix.
+    static std::string implementation_name(uint64_t called) {
+        std::string name;
+        for (int k = 0; k < int(Kernel::count); k++) {
+            if (!(called >> k & 1)) continue;
+            std::string lib = kernel_name(Kernel(k));
+            if (lib.rfind("halibit_", 0) == 0) lib = lib.substr(8);
+            name += (name.empty() ? "" : "+") + lib;
+        }
+        return name;
+    }
     std::vector<std::string> kernel_notes;
 
     uint8_t* slot_ptr(int slot) { return arena_base + slots[slot].offset; }
@@ -150,14 +163,15 @@ void Session::Impl::plan(int new_batch) {
             const TensorSpec& out = m.tensor(l.output);
             ConvChoiceInput choice{l.encoding, l.weight_bits, in.bits, zero_pad, isa, m.macs(l), out.c / l.groups,
                                    int64_t(in.c / l.groups) * l.kernel_h * l.kernel_w};
+            choice.taps = l.kernel_h * l.kernel_w;
             if (l.encoding == WeightEncoding::codebook) {
                 choice.min_weight = *std::min_element(l.levels.begin(), l.levels.end());
                 choice.max_weight = *std::max_element(l.levels.begin(), l.levels.end());
             }
-            const ConvAlgorithm a = choose_conv_algorithm(options.kernels, choice);
-            if (const std::string why = forced_choice_refused(options.kernels, choice); !why.empty())
-                kernel_notes.push_back("layer '" + l.name + "' runs conv_u8: " + why);
-            s.kind = a == ConvAlgorithm::popcount ? Kind::conv_popcount
+            const ConvChoice chosen = choose_conv(options.kernels, choice);
+            const ConvAlgorithm a = chosen.algorithm;
+            if (!chosen.refused.empty()) kernel_notes.push_back("layer '" + l.name + "' runs conv_u8: " + chosen.refused);
+            s.kind = a == ConvAlgorithm::bitserial ? Kind::conv_bitserial
                      : a == ConvAlgorithm::u8     ? Kind::conv_u8
                                                   : Kind::conv_lut;
             s.lut_algorithm = a == ConvAlgorithm::pairwise ? LutAlgorithm::pairwise : LutAlgorithm::activation_table;
@@ -172,10 +186,10 @@ void Session::Impl::plan(int new_batch) {
         steps.push_back(std::move(s));
     }
 
-    // A popcount conv reads bit planes in its group layout; one packed form per tensor, so a
+    // A bit-serial conv reads bit planes in its group layout; one packed form per tensor, so a
     // second consumer with another group count falls back to the 8-bit kernel.
     for (Step& s : steps) {
-        if (s.kind != Kind::conv_popcount) continue;
+        if (s.kind != Kind::conv_bitserial) continue;
         TensorState& t = tensors[s.layer->inputs[0]];
         if (t.needs_planes && t.packed_groups != s.layer->groups) {
             s.kind = Kind::conv_u8;
@@ -198,7 +212,7 @@ void Session::Impl::plan(int new_batch) {
         slots.push_back({align_up(bytes), 0, first, std::max(first, last)});
         return int(slots.size()) - 1;
     };
-    // Every tensor has its plain form; one read by popcount convolutions also gets bit planes,
+    // Every tensor has its plain form; one read by bit-serial convolutions also gets bit planes,
     // packed right after its producer. (The convolutions' fused packed output would save that
     // pass, but its bit gathering is scalar, slower than codes plus the vectorized pack kernel.)
     auto declare = [&](const std::string& name, int time) {
@@ -208,7 +222,7 @@ void Session::Impl::plan(int new_batch) {
         // Plain codes read only through their bit planes are dead once packed.
         int plain_last = name == m.output().name ? last_use(name) : time;
         for (int c : consumers[name])
-            if (steps[c].kind != Kind::conv_popcount) plain_last = std::max(plain_last, c + 1);
+            if (steps[c].kind != Kind::conv_bitserial) plain_last = std::max(plain_last, c + 1);
         t.plain_slot = add_slot(size_t(batch) * spec.elements() * elem, time, plain_last);
         if (t.needs_planes) {
             PackedActivations probe;
@@ -232,7 +246,7 @@ void Session::Impl::plan(int new_batch) {
         const TensorSpec& in = m.tensor(l.inputs[0]);
         const TensorSpec& out = m.tensor(l.output);
         switch (s.kind) {
-        case Kind::conv_popcount:
+        case Kind::conv_bitserial:
         case Kind::conv_lut:
         case Kind::conv_u8: {
             const int8_t* ohwi = m.weight_values(l);
@@ -245,11 +259,11 @@ void Session::Impl::plan(int new_batch) {
             if (!l.int32_bias.empty())
                 for (int64_t v : m.stored(l.int32_bias).values()) s.int32_bias.push_back(int32_t(v));
             const int cg = in.c / l.groups;
-            if (s.kind == Kind::conv_popcount) {
+            if (s.kind == Kind::conv_bitserial) {
                 s.packed_weights = pack_weights(ohwi, out.c, l.kernel_h, l.kernel_w, cg, l.groups, l.encoding, l.weight_bits);
                 weights_size += s.packed_weights.words_data.size() * 8;
-                s.kernel = std::string("bitserial_conv w") + std::to_string(l.weight_bits) + "a" + std::to_string(in.bits) +
-                           " " + encoding_name(l.encoding);
+                s.kernel = std::string("bitserial w") + std::to_string(l.weight_bits) + "a" + std::to_string(in.bits) + " " +
+                           encoding_name(l.encoding);
             } else if (s.kind == Kind::conv_lut) {
                 if (s.lut_algorithm == LutAlgorithm::pairwise) {
                     // The pairwise kernel takes level indices: a value's first level.
@@ -264,13 +278,13 @@ void Session::Impl::plan(int new_batch) {
                                                         cg, l.groups, l.encoding, l.weight_bits);
                 }
                 weights_size += s.lut_weights.data.size();
-                s.kernel = std::string("lut_conv ") + lut_algorithm_name(s.lut_algorithm) + " w" +
+                s.kernel = std::string("lut ") + lut_algorithm_name(s.lut_algorithm) + " w" +
                            std::to_string(l.weight_bits) + "a" + std::to_string(in.bits) + " " + encoding_name(l.encoding);
             } else {
                 s.u8_weights = prepare_u8_weights(ohwi, out.c, l.kernel_h, l.kernel_w, cg, l.groups);
                 weights_size += s.u8_weights.data.size() + s.u8_weights.sums.size() * 4;
                 s.pad_values.assign(l.pad_values.begin(), l.pad_values.end());
-                s.kernel = "conv_u8 w" + std::to_string(l.weight_bits) + "a" + std::to_string(in.bits);
+                s.kernel = "u8 w" + std::to_string(l.weight_bits) + "a" + std::to_string(in.bits);
             }
             break;
         }
@@ -297,14 +311,14 @@ void Session::Impl::plan(int new_batch) {
 
     profile.assign(steps.size(), {});
     for (size_t i = 0; i < steps.size(); i++)
-        profile[i] = {steps[i].layer->name, op_name(steps[i].layer->op), steps[i].kernel, 0.0, steps[i].macs};
+        profile[i] = {steps[i].layer->name, op_name(steps[i].layer->op), steps[i].kernel, "", 0.0, steps[i].macs};
 }
 
 void Session::Impl::execute(const uint8_t* images) {
     const Model& m = *model;
     auto plain_codes = [&](const std::string& name) { return slot_ptr(tensors[name].plain_slot); };
     auto plain_i32 = [&](const std::string& name) { return reinterpret_cast<int32_t*>(slot_ptr(tensors[name].plain_slot)); };
-    // After a tensor's plain codes are written: pack them if a popcount conv reads them. The
+    // After a tensor's plain codes are written: pack them if a bit-serial conv reads them. The
     // packed slot may have been another buffer before, so its zero border is restored first.
     auto finish = [&](const std::string& name) {
         TensorState& t = tensors[name];
@@ -317,6 +331,7 @@ void Session::Impl::execute(const uint8_t* images) {
     const TensorSpec& input = m.input();
     std::memcpy(plain_codes(input.name), images, size_t(batch) * input.elements());
     finish(input.name);
+    take_called_kernels();  // the input's packing is nobody's layer
 
     for (size_t i = 0; i < steps.size(); i++) {
         Step& s = steps[i];
@@ -326,7 +341,7 @@ void Session::Impl::execute(const uint8_t* images) {
         const auto start = std::chrono::steady_clock::now();
         const ConvGeometry geometry{l.stride, l.pad};
         switch (s.kind) {
-        case Kind::conv_popcount: {
+        case Kind::conv_bitserial: {
             const PackedActivations& x = tensors[l.inputs[0]].packed;
             if (out.type == TensorType::int32)
                 bitserial_conv(x, s.packed_weights, geometry, plain_i32(l.output));
@@ -370,6 +385,10 @@ void Session::Impl::execute(const uint8_t* images) {
         if (!s.int32_bias.empty()) add_int32_bias(plain_i32(l.output), size_t(batch) * out.h * out.w, s.int32_bias);
         finish(l.output);
         profile[i].seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        if (const uint64_t called = take_called_kernels(); called != s.called_kernels) {
+            s.called_kernels = called;
+            profile[i].implementation = implementation_name(called);
+        }
     }
 }
 

@@ -170,6 +170,11 @@ struct LutWeights {
 // first value the encoding does not hold, or an algorithm the bit width does not fit.
 LutWeights prepare_lut_weights(LutAlgorithm algorithm, const int8_t* ohwi, int out_channels, int kernel_h, int kernel_w,
                                int in_channels_per_group, int groups, WeightEncoding encoding, int bits);
+// Whether the pairwise table holds a level: its product with every A-bit code fits int8.
+inline bool pairwise_level_fits(int64_t level, int act_bits) {
+    const int64_t product = level * ((int64_t(1) << act_bits) - 1);
+    return product >= -128 && product <= 127;
+}
 // Codebook weights for the pairwise algorithm: OHWI indices (below levels.size() <= 4) into
 // `levels`, any integers.
 LutWeights prepare_lut_codebook_weights(const uint8_t* indices_ohwi, int out_channels, int kernel_h, int kernel_w,

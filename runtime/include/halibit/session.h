@@ -12,7 +12,7 @@
 namespace halibit {
 
 // Which convolution kernels run: `auto` picks per layer from the kernel choice table
-// (runtime/src/kernel_choice.h), `bitserial` prefers the popcount kernels wherever they apply,
+// (runtime/src/kernel_choice.h), `bitserial` prefers the bit-serial kernels wherever they apply,
 // `u8` runs every convolution with the 8-bit kernel (the in-house int8 baseline).
 // lut: the table-lookup convolutions (lut_conv's activation tables) wherever they apply.
 enum class KernelChoice { automatic, bitserial, u8, lut };
@@ -28,7 +28,11 @@ struct SessionOptions {
 struct LayerProfile {
     std::string name;
     std::string op;
-    std::string kernel;  // e.g. "bitserial_conv w2a2 signed", "conv_u8", "add"
+    std::string kernel;  // the family chosen and its operands, e.g. "bitserial w2a2 signed", "u8 w8a8", "add"
+    // The kernel libraries that ran in the last run(), '+'-joined without the halibit_ prefix,
+    // in the kernel list's order, e.g. "table_conv_w2_codes" or "pack+conv_u8_codes" (packing the output
+    // for the next layer).
+    std::string implementation;
     double seconds = 0;  // of the last run()
     int64_t macs = 0;    // for the whole batch
 };
