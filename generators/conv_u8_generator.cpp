@@ -184,12 +184,8 @@ public:
         if (layout.shifted_activations) total += 128 * weight_sums(g * (weight_sums.dim(0).extent() / groups) + c);
 
         Func result("result");
-        if (output_kind == OutputKind::int32) {
-            result(c, g, p, n) = total;
-        } else {
-            Expr co = g * (multiplier.dim(0).extent() / groups) + c;  // M, B cover all groups
-            result(c, g, p, n) = requantize(total, multiplier(co), bias(co), shift, out_bits);
-        }
+        Expr co = g * (multiplier.dim(0).extent() / groups) + c;  // M, B cover all groups
+        result(c, g, p, n) = conv_output(output_kind, total, multiplier(co), bias(co), shift, out_bits);
         output = result;
 
         input.dim(0).set_stride(1);

@@ -5,6 +5,7 @@
 // Positions outside the image read pad_values(c). int32 output or requantized codes.
 #include "Halide.h"
 #include "output_stage.h"
+#include "../schedules/target.h"
 
 namespace halibit {
 
@@ -38,17 +39,14 @@ public:
         acc(c, x, y, n) = 0;
         acc(c, x, y, n) += cast<int32_t>(cast<int16_t>(a) * cast<int16_t>(weights(c, r[0], r[1])));
         Func result("result");
-        if (output_kind == OutputKind::int32)
-            result(c, x, y, n) = acc(c, x, y, n);
-        else
-            result(c, x, y, n) = requantize(acc(c, x, y, n), multiplier(c), bias(c), shift, out_bits);
+        result(c, x, y, n) = conv_output(output_kind, acc(c, x, y, n), multiplier(c), bias(c), shift, out_bits);
         output = result;
         input.dim(0).set_stride(1);
         weights.dim(0).set_stride(1);
         output.dim(0).set_stride(1);
 
         const Target t = get_target();
-        if (schedule == "naive" || (t.arch == Target::X86 && !t.has_feature(Target::SSE41))) {
+        if (naive_schedule(schedule, t)) {
             acc.compute_at(result, c);
             return;
         }

@@ -30,7 +30,7 @@ public:
         output.dim(0).set_stride(1);
         schedule_elementwise(output, c, n, schedule, get_target());
         // The sum as a vector of channels, the image loop around it.
-        if (schedule == "tuned" && !glue_is_scalar(get_target())) {
+        if (!naive_schedule(schedule, get_target())) {
             const int lanes = get_target().natural_vector_size<int32_t>();
             sum.compute_at(output, n).vectorize(c, lanes, TailStrategy::GuardWithIf);
             sum.update().vectorize(c, lanes, TailStrategy::GuardWithIf);

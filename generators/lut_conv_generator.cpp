@@ -127,7 +127,7 @@ public:
             // whole; the entries' offset comes out once: steps x lo.
             Expr blocks = weights.dim(2).extent();
             Expr fast = general;
-            for (int steps : {16, 4, 1}) {
+            for (int steps : {kPairwiseChunk, 4, 1}) {
                 const std::string tag = std::to_string(steps);
                 Var cls("s"), bo("bo"), kx("kx"), ky("ky");
                 RDom r8(0, steps, "r8_" + tag);
@@ -211,12 +211,8 @@ public:
         }
 
         Func result("result");
-        if (output_kind == OutputKind::int32) {
-            result(c, g, p, n) = total;
-        } else {
-            Expr co = g * (multiplier.dim(0).extent() / groups) + c;  // M, B cover all groups
-            result(c, g, p, n) = requantize(total, multiplier(co), bias(co), shift, out_bits);
-        }
+        Expr co = g * (multiplier.dim(0).extent() / groups) + c;  // M, B cover all groups
+        result(c, g, p, n) = conv_output(output_kind, total, multiplier(co), bias(co), shift, out_bits);
         output = result;
 
         input.dim(0).set_stride(1);

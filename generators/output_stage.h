@@ -25,6 +25,12 @@ inline Expr requantize(Expr acc, Expr multiplier, Expr bias, Expr shift, Expr ou
     return cast<uint8_t>(clamp(v, cast<int64_t>(0), hi));
 }
 
+// A convolution's output from its int32 sum: the sum itself, or its requantized code with the
+// output channel's multiplier and bias.
+inline Expr conv_output(OutputKind kind, Expr sum, Expr multiplier, Expr bias, Expr shift, Expr out_bits) {
+    return kind == OutputKind::int32 ? sum : requantize(sum, multiplier, bias, shift, out_bits);
+}
+
 // The same requantization as level thresholds: code = #{l in 1..2^bits-1 : acc*M + B + round >= l 2^S}
 // = #{l : acc >= T_l} for M > 0 (acc <= T_l for M < 0), T_l = the bound on acc solved exactly
 // in int64. One compare per level instead of a 64-bit multiply and shift per output, which AVX2

@@ -175,7 +175,7 @@ public:
             acc8(c, i, p, g, n, mq, wq) = cast<uint8_t>(0);
             // (lookup16_add: each step's lookups go straight into the accumulators; summed
             // first, they kept more registers live and spilled. A chunk never saturates.)
-            const int B = kWeightChannelPadding;
+            const int B = kWeightChannelAlign;
             acc8(c, i, p, g, n, mq, wq) =
                 lookup16_add(acc8(c, i, p, g, n, mq, wq), weights(c % B, i, mm, wclamped, g, c / B), table);
             RDom rc(0, 16 / cl.mf, 0, (total_words + cl.wf - 1) / cl.wf, "rc" + tag);
@@ -241,7 +241,7 @@ public:
         output = result;
 
         input.dim(0).set_stride(1);
-        const int B = kWeightChannelPadding;  // the nibbles' channel block (kWeightChannelAlign)
+        const int B = kWeightChannelAlign;  // the nibbles' channel block
         weights.dim(0).set_min(0).set_extent(B).set_stride(1);
         weights.dim(1).set_min(0).set_extent(bits).set_stride(B);
         weights.dim(2).set_min(0).set_extent(16).set_stride(B * bits);

@@ -25,6 +25,7 @@
 // naive: the algorithm's loops, one output at a time (the `scalar` target).
 #pragma once
 #include "Halide.h"
+#include "target.h"
 #include "channel_tile.h"
 
 namespace halibit {
@@ -49,13 +50,11 @@ struct ConvU8Layout {
 
 // Output channels per tile of `weights16` (the AVX2 register tile's; the runtime's copy in
 // runtime/src/conv_u8.cpp must match).
-constexpr int kWeights16Tile = 8;
 
-inline bool conv_u8_is_scalar(const Target& t) { return t.arch == Target::X86 && !t.has_feature(Target::SSE41); }
 
 inline ConvU8Layout conv_u8_layout_for(const Target& t, const std::string& schedule, bool narrow = false,
                                        bool madd = true) {
-    if (schedule == "naive" || conv_u8_is_scalar(t)) return {1, UInt(8), Int(8), false, 1, 1};
+    if (naive_schedule(schedule, t)) return {1, UInt(8), Int(8), false, 1, 1};
     if (t.arch == Target::X86 && t.has_feature(Target::AVX512_SapphireRapids)) return {1, UInt(8), Int(8), false, 4, 7};
     if (t.arch == Target::X86 && narrow && madd) return {1, UInt(8), Int(8), false, 2, 5, false, false, true};
     if (t.arch == Target::X86 && narrow) return {2, UInt(8), Int(8), false, 4, 3, true};
@@ -84,7 +83,7 @@ inline void schedule_conv_u8(ConvU8Schedule& s, const std::string& schedule, con
     // Every schedule specialises the padded copy on whole channel blocks: each branch then reads
     // the input only where its own definition does (the unclamped channel index of the whole-block
     // definition would otherwise count towards the input's bounds when Cg is not a multiple of 4).
-    if (schedule == "naive" || conv_u8_is_scalar(target)) {
+    if (naive_schedule(schedule, target)) {
         s.padded.specialize(s.whole_blocks);
         s.acc.compute_at(s.output, c);
         return;

@@ -3,15 +3,15 @@
 // dimension in parallel; naive (the `scalar` target) keeps the loops as written.
 #pragma once
 #include "Halide.h"
+#include "target.h"
 
 namespace halibit {
 
 using namespace Halide;
 
-inline bool glue_is_scalar(const Target& t) { return t.arch == Target::X86 && !t.has_feature(Target::SSE41); }
 
 inline void schedule_elementwise(Func output, Var c, Var outer, const std::string& schedule, const Target& target) {
-    if (schedule == "naive" || glue_is_scalar(target)) return;
+    if (naive_schedule(schedule, target)) return;
     if (schedule != "tuned") throw std::runtime_error("unknown schedule " + schedule);
     output.vectorize(c, target.natural_vector_size<int32_t>(), TailStrategy::GuardWithIf).parallel(outer);
 }

@@ -8,6 +8,7 @@
 // naive: the algorithm's loops, one output at a time (the `scalar` target).
 #pragma once
 #include "Halide.h"
+#include "target.h"
 #include "channel_tile.h"
 #include "llvm_options.h"
 
@@ -17,7 +18,6 @@ using namespace Halide;
 
 // Blocks (of 4 input channels) per byte-accumulator chunk: 4 entries of at most 60 fit a byte.
 // The runtime pads the weights' blocks to a multiple of it (runtime/src/lut_conv.cpp).
-inline constexpr int kLutChunk = 4;
 
 // The activation tables' byte accumulators for `classes` (plane, digit) pairs; used where
 // `when` holds.
@@ -67,7 +67,6 @@ struct LutConvSchedule {
     int tile_vectors = 0, tile_pixels = 0;  // 0: the target's default
 };
 
-inline bool lut_conv_is_scalar(const Target& t) { return t.arch == Target::X86 && !t.has_feature(Target::SSE41); }
 
 // Splits the output (c, p) into tasks of tiles of `vectors` x lanes channels by `pixels`
 // pixels, innermost loops unrolled and vectorized; returns the task variable.
@@ -90,7 +89,7 @@ inline void schedule_lut_conv(LutConvSchedule& s, const std::string& schedule, c
     for (Func t : s.tables) t.compute_root();
     for (Func f : s.per_pixel) f.compute_root();
     s.window.compute_root();
-    const bool naive = schedule == "naive" || lut_conv_is_scalar(target);
+    const bool naive = naive_schedule(schedule, target);
     if (!naive && schedule != "tuned") throw std::runtime_error("unknown schedule " + schedule);
     const int lanes = target.natural_vector_size<uint8_t>();
 

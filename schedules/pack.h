@@ -5,6 +5,7 @@
 // naive: as written.
 #pragma once
 #include "Halide.h"
+#include "target.h"
 
 namespace halibit {
 
@@ -21,7 +22,7 @@ inline void schedule_pack(Func packed, Expr whole_planes, Expr whole_words, cons
     // own definition does (the whole-planes index is unclamped).
     packed.specialize(whole_planes);
     packed.specialize(whole_words);
-    if (schedule == "naive" || (target.arch == Target::X86 && !target.has_feature(Target::SSE41))) return;
+    if (naive_schedule(schedule, target)) return;
     Var kb = packed.args()[0], x = packed.args()[3], y = packed.args()[4];
     const int lanes = target.natural_vector_size<uint64_t>();
     packed.specialize(whole_planes).vectorize(kb, std::min(lanes, 8), TailStrategy::RoundUp).parallel(y);

@@ -16,6 +16,7 @@
 // naive: the algorithm's loops as written, one output at a time (the `scalar` target).
 #pragma once
 #include "Halide.h"
+#include "target.h"
 #include "channel_tile.h"
 #include "../generators/output_stage.h"
 
@@ -75,10 +76,6 @@ inline void specialize_tree(Stage st, const std::vector<std::vector<Expr>>& leve
     specialize_tree(st, levels, level + 1);
 }
 
-inline bool is_scalar_target(const Target& t) {
-    return t.arch == Target::X86 && !t.has_feature(Target::SSE41);
-}
-
 inline void schedule_popcount_conv(PopcountConvSchedule& s, const std::string& schedule, const Target& target,
                                    bool auto_schedule) {
     if (auto_schedule) return;
@@ -87,7 +84,7 @@ inline void schedule_popcount_conv(PopcountConvSchedule& s, const std::string& s
     for (auto& a : s.special) accs.push_back(&a);
     accs.push_back(&s.acc);
 
-    if (schedule == "naive" || is_scalar_target(target)) {
+    if (naive_schedule(schedule, target)) {
         if (s.kind == OutputKind::packed) s.tiled.compute_at(s.output, x);
         for (Accumulator* a : accs) a->acc.compute_at(s.tiled, c);
         for (Func f : s.per_tile) f.compute_at(s.tiled, c);

@@ -3,6 +3,7 @@
 // codes at a time and packs it eight channels to a byte. Rows in parallel. naive: as written.
 #pragma once
 #include "Halide.h"
+#include "target.h"
 
 namespace halibit {
 
@@ -12,8 +13,7 @@ inline void schedule_requantize(Func output, Func codes, Func thresholds, bool p
                                 const std::string& schedule, const Target& target) {
     // Channels innermost, so that a vector of channels loads each level's thresholds densely.
     thresholds.compute_root().reorder_storage(thresholds.args()[1], thresholds.args()[0]);
-    const bool scalar = target.arch == Target::X86 && !target.has_feature(Target::SSE41);
-    if (schedule == "naive" || scalar) {
+    if (naive_schedule(schedule, target)) {
         if (packed) codes.compute_at(output, output.args()[3]);
         return;
     }

@@ -14,6 +14,7 @@
 #include <algorithm>
 
 #include "Halide.h"
+#include "target.h"
 #include "channel_tile.h"
 #include "llvm_options.h"
 
@@ -72,7 +73,6 @@ inline int step_unroll(const Target& t, const TableConvClass& k, int bits, int r
     return k.words > 1 || bits == 1 ? 16 : 8;
 }
 
-inline bool table_conv_is_scalar(const Target& t) { return t.arch == Target::X86 && !t.has_feature(Target::SSE41); }
 
 inline void schedule_table_conv(TableConvSchedule& s, const std::string& schedule, const Target& target) {
     disable_slp_vectorizer();
@@ -83,7 +83,7 @@ inline void schedule_table_conv(TableConvSchedule& s, const std::string& schedul
     if (s.thresholds.defined()) s.thresholds.compute_root();
     for (Func f : s.levels) f.compute_root();
     s.table_index.compute_root();
-    const bool naive = schedule == "naive" || table_conv_is_scalar(target);
+    const bool naive = naive_schedule(schedule, target);
     if (!naive && schedule != "tuned") throw std::runtime_error("unknown schedule " + schedule);
     const bool codes = s.codes.defined();
 

@@ -69,6 +69,13 @@ def test_one_image_and_layouts(test_images):
     rows = session.profile()
     assert [r["name"] for r in rows] == [l["name"] for l in session.model.info()["layers"]]
     assert sum(r["macs"] for r in rows) == session.model.info()["macs"] * 5
+    # What ran: the chosen family's kernel libraries (generators/kernels.inc), every layer.
+    ran = {"bitserial": ("bitserial_conv_", "table_conv_"), "u8": ("conv_u8_",), "lut": ("lut_",)}
+    for r in rows:
+        libraries = r["implementation"].split("+")
+        assert libraries and all(libraries), r
+        if r["op"] == "conv":
+            assert any(lib.startswith(ran[r["kernel"].split()[0]]) for lib in libraries), r
 
 
 def test_two_python_threads_run_in_parallel(test_images):

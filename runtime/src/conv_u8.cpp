@@ -14,11 +14,8 @@
 namespace halibit {
 namespace {
 
-int padded_out_channels(const U8Weights& w) { return halibit::padded_out_channels(w.out_channels / w.groups); }
 int channel_blocks(const U8Weights& w) { return (w.in_channels_per_group + 3) / 4; }
 
-// Output channels per tile of `data16` (kWeights16Tile in schedules/conv_u8.h).
-constexpr int kWeights16Tile = 8;
 // The narrow library takes weights up to this |w| at any codes (2 x 255 x 64 fits int16), so only
 // wider ones need `data16`.
 constexpr int kNarrowMaxAbsWeight = 64;
@@ -26,7 +23,7 @@ constexpr int kNarrowMaxAbsWeight = 64;
 // The weights as the kernels read them: (r, c, cb, kx, ky, g), see prepare_u8_weights; channel
 // blocks [b0, b0 + bn) of each tap.
 Buffer<int8_t> weights_view(const U8Weights& w, int b0, int bn) {
-    const int cp = padded_out_channels(w), cb = channel_blocks(w);
+    const int cp = w.padded_channels(), cb = channel_blocks(w);
     return view<int8_t>(w.data.data() + size_t(4) * cp * b0,
                         {{4, 1}, {cp, 4}, {bn, 4 * cp}, {w.kernel_w, 4 * cp * cb}, {w.kernel_h, 4 * cp * cb * w.kernel_w},
                          {w.groups, 4 * cp * cb * w.kernel_w * w.kernel_h}});
@@ -38,7 +35,7 @@ Buffer<int16_t> weights16_view(const U8Weights& w, int b0, int bn) {
     static const int16_t kUnused[4 * kWeights16Tile] = {};  // (the kernels check the first two extents)
     if (w.data16.empty())
         return view<int16_t>(kUnused, {{4, 1}, {kWeights16Tile, 4}, {1, 0}, {1, 0}, {1, 0}, {1, 0}, {1, 0}});
-    const int cp = padded_out_channels(w), cb = channel_blocks(w), t = 4 * kWeights16Tile;
+    const int cp = w.padded_channels(), cb = channel_blocks(w), t = 4 * kWeights16Tile;
     const int tap = t * cb, tile = tap * w.kernel_w * w.kernel_h;
     return view<int16_t>(w.data16.data() + size_t(t) * b0,
                          {{4, 1}, {kWeights16Tile, 4}, {bn, t}, {w.kernel_w, tap}, {w.kernel_h, tap * w.kernel_w},
@@ -54,7 +51,7 @@ void check_shapes(const ActivationShape& s, const U8Weights& w, ConvGeometry g) 
     const ActivationShape o = conv_output_shape(s, w, g);
     if (o.h < 1 || o.w < 1) throw Error("conv_u8: kernel, stride or padding leave no output pixels");
     const size_t size = w.depthwise ? size_t(w.out_channels) * w.kernel_w * w.kernel_h
-                                    : size_t(4) * padded_out_channels(w) * channel_blocks(w) * w.kernel_w * w.kernel_h * w.groups;
+                                    : size_t(4) * w.padded_channels() * channel_blocks(w) * w.kernel_w * w.kernel_h * w.groups;
     if (w.data.size() != size || w.sums.size() != size_t(w.out_channels))
         throw Error("conv_u8: weights were not made by prepare_u8_weights");
 }
@@ -115,7 +112,7 @@ void call_conv(Kernel k, const Call& a, int c0, int cn, int32_t chunk, T* out) {
     const ActivationShape& s = a.s;
     const U8Weights& w = a.w;
     const ActivationShape o = conv_output_shape(s, w, a.geo);
-    const int cog = w.out_channels / w.groups;
+    const int cog = w.out_channels_per_group();
     auto in = view<uint8_t>(a.codes + c0, {{cn, 1}, {s.w, s.c}, {s.h, s.c * s.w}, {s.n, s.c * s.w * s.h}});
     auto pads = view<uint8_t>(a.pad_values + c0, {{cn, 1}});
     const int cg = cn / w.groups;
@@ -202,15 +199,8 @@ void run(Kernel normal, Kernel narrow, const uint8_t* codes, const ActivationSha
 // a multiple of kWeightChannelAlign (halibit/kernels.h).
 U8Weights prepare_u8_weights(const int8_t* ohwi, int out_channels, int kernel_h, int kernel_w, int cin_per_group,
                              int groups) {
-    if (groups < 1 || out_channels < 1 || out_channels % groups)
-        throw Error("conv_u8 weights: out_channels not divisible by groups");
-    if (kernel_h < 1 || kernel_w < 1 || cin_per_group < 1) throw Error("conv_u8 weights: empty kernel");
     U8Weights w;
-    w.out_channels = out_channels;
-    w.kernel_h = kernel_h;
-    w.kernel_w = kernel_w;
-    w.in_channels_per_group = cin_per_group;
-    w.groups = groups;
+    static_cast<WeightShape&>(w) = weight_shape("conv_u8 weights", out_channels, kernel_h, kernel_w, cin_per_group, groups);
     w.sums.assign(out_channels, 0);  // each output channel's weight sum (the arm64 dot-product kernels)
     if (cin_per_group == 1 && groups == out_channels && groups > 1) {
         // Depthwise: (c, kx, ky), channels innermost.
@@ -226,7 +216,7 @@ U8Weights prepare_u8_weights(const int8_t* ohwi, int out_channels, int kernel_h,
                 }
         return w;
     }
-    const int cp = padded_out_channels(w), cb = channel_blocks(w), cog = out_channels / groups;
+    const int cp = w.padded_channels(), cb = channel_blocks(w), cog = out_channels / groups;
     w.data.assign(size_t(4) * cp * cb * kernel_w * kernel_h * groups, 0);
     for (int o = 0; o < out_channels; o++)
         for (int ky = 0; ky < kernel_h; ky++)

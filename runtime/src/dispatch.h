@@ -4,6 +4,7 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <tuple>
 #include <type_traits>
 
 #include "halibit/error.h"
@@ -50,14 +51,25 @@ KernelEntry kernel_entry(Kernel k);
 void start_kernel_call(Kernel k);
 void finish_kernel_call(Kernel k, int status);
 
-// Runs kernel K with its generated signature: buffers as halide_buffer_t*, scalars by value, in
-// the generator's argument order with the output last (a mismatch does not compile).
+template <typename Function>
+struct KernelParameters;
+template <typename... Parameters>
+struct KernelParameters<int(Parameters...)> {
+    template <typename... Args>
+    static constexpr bool match = std::is_same_v<std::tuple<Args...>, std::tuple<Parameters...>>;
+};
+
+// Runs kernel K with its generated signature: buffers as halide_buffer_t*, scalars by value as
+// exactly the generator's types (int32_t, int64_t, bool), in the generator's argument order with
+// the output last. Another count, order or type does not compile.
 template <Kernel K, typename... Args>
 void call_kernel(Args... args) {
     using Function = typename KernelFunction<K>::type;
     if constexpr (std::is_void_v<Function>) {
         throw Error(std::string(kernel_name(K)) + " is not built for this target");
     } else {
+        static_assert(KernelParameters<Function>::template match<Args...>,
+                      "the arguments are not the kernel's (its generated header has the signature)");
         Function* entry = reinterpret_cast<Function*>(kernel_entry(K));
         start_kernel_call(K);
         finish_kernel_call(K, entry(args...));

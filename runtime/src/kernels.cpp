@@ -86,6 +86,13 @@ void PackedActivations::place(const ActivationShape& s, int p, int g, int b, uin
     std::fill(words, words + total_words(), uint64_t(0));
 }
 
+WeightShape weight_shape(const char* what, int out_channels, int kernel_h, int kernel_w, int cin_per_group, int groups) {
+    if (groups < 1 || out_channels < 1 || out_channels % groups)
+        throw Error(std::string(what) + ": out_channels not divisible by groups");
+    if (kernel_h < 1 || kernel_w < 1 || cin_per_group < 1) throw Error(std::string(what) + ": empty kernel");
+    return {out_channels, kernel_h, kernel_w, cin_per_group, groups};
+}
+
 int conv_out_size(int in, int kernel, int stride, int pad) { return (in + 2 * pad - kernel) / stride + 1; }
 
 ActivationShape conv_output_shape(const PackedActivations& in, const PackedWeights& w, ConvGeometry g) {
@@ -99,13 +106,8 @@ PackedWeights pack_weights(const int8_t* ohwi, int out_channels, int kernel_h, i
         throw Error("weights: codebook weights have no bit planes (prepare_lut_codebook_weights or conv_u8 run them)");
     if (!encoding_supports_bits(encoding, bits))
         throw Error(std::string("weights: encoding ") + encoding_name(encoding) + " does not support " + std::to_string(bits) + " bits");
-    if (groups < 1 || out_channels % groups) throw Error("weights: out_channels not divisible by groups");
     PackedWeights p;
-    p.out_channels = out_channels;
-    p.kernel_h = kernel_h;
-    p.kernel_w = kernel_w;
-    p.in_channels_per_group = cin_per_group;
-    p.groups = groups;
+    static_cast<WeightShape&>(p) = weight_shape("weights", out_channels, kernel_h, kernel_w, cin_per_group, groups);
     p.encoding = encoding;
     p.bits = bits;
     const int cp = p.padded_channels(), words = p.words(), cog = p.out_channels_per_group();

@@ -11,37 +11,28 @@
 namespace halibit {
 namespace {
 
-int padded_out_channels(const LutWeights& w) { return halibit::padded_out_channels(w.out_channels / w.groups); }
 // (k, b) extents: pairwise (1, input channels), activation_table (planes, blocks of 4 channels).
 int planes(const LutWeights& w) { return w.algorithm == LutAlgorithm::pairwise ? 1 : w.bits; }
 // activation_table blocks are padded with zero nibbles to a multiple of the kernel's byte
 // accumulator chunk (kLutChunk in schedules/lut_conv.h); pairwise input channels with index 0
 // to a multiple of its longest chunk (16 channels).
-constexpr int kLutChunk = 4, kPairwiseChunk = 16;
 int blocks(const LutWeights& w) {
     if (w.algorithm == LutAlgorithm::pairwise) return (w.in_channels_per_group + kPairwiseChunk - 1) / kPairwiseChunk * kPairwiseChunk;
     return ((w.in_channels_per_group + 3) / 4 + kLutChunk - 1) / kLutChunk * kLutChunk;
 }
 size_t data_size(const LutWeights& w) {
-    return size_t(padded_out_channels(w)) * planes(w) * blocks(w) * w.kernel_w * w.kernel_h * w.groups;
+    return size_t(w.padded_channels()) * planes(w) * blocks(w) * w.kernel_w * w.kernel_h * w.groups;
 }
 size_t data_index(const LutWeights& w, int g, int ky, int kx, int b, int k, int c) {
-    return c + size_t(padded_out_channels(w)) *
+    return c + size_t(w.padded_channels()) *
                    (k + size_t(planes(w)) * (b + size_t(blocks(w)) * (kx + size_t(w.kernel_w) * (ky + size_t(w.kernel_h) * g))));
 }
 
 LutWeights empty_weights(LutAlgorithm a, int out_channels, int kernel_h, int kernel_w, int cin_per_group, int groups,
                          int bits) {
-    if (groups < 1 || out_channels < 1 || out_channels % groups)
-        throw Error("lut_conv weights: out_channels not divisible by groups");
-    if (kernel_h < 1 || kernel_w < 1 || cin_per_group < 1) throw Error("lut_conv weights: empty kernel");
     LutWeights w;
+    static_cast<WeightShape&>(w) = weight_shape("lut_conv weights", out_channels, kernel_h, kernel_w, cin_per_group, groups);
     w.algorithm = a;
-    w.out_channels = out_channels;
-    w.kernel_h = kernel_h;
-    w.kernel_w = kernel_w;
-    w.in_channels_per_group = cin_per_group;
-    w.groups = groups;
     w.bits = bits;
     w.data.assign(data_size(w), 0);
     return w;
@@ -76,7 +67,7 @@ void run(Kernel k, const uint8_t* codes, const ActivationShape& s, int act_bits,
     // Codes above 2^act_bits - 1 would index past their part of the tables.
     check_codes_fit(std::string("lut_conv (") + lut_algorithm_name(w.algorithm) + ")", codes, s, act_bits);
     const ActivationShape o = conv_output_shape(s, w, geo);
-    const int cog = w.out_channels / w.groups, cp = padded_out_channels(w), kp = planes(w), bl = blocks(w);
+    const int cog = w.out_channels_per_group(), cp = w.padded_channels(), kp = planes(w), bl = blocks(w);
     auto in = view<uint8_t>(codes, {{s.c, 1}, {s.w, s.c}, {s.h, s.c * s.w}, {s.n, s.c * s.w * s.h}});
     auto weights = view<uint8_t>(w.data.data(), {{cp, 1}, {kp, cp}, {bl, cp * kp}, {w.kernel_w, cp * kp * bl},
                                                  {w.kernel_h, cp * kp * bl * w.kernel_w},

@@ -24,7 +24,7 @@ inline const char* encoding_name(WeightEncoding e) {
     return "?";
 }
 
-// The encodings whose values are fixed by the bit width (every one but codebook): the popcount
+// The encodings whose values are fixed by the bit width (every one but codebook): the bit-serial
 // and activation-table kernels take these.
 inline bool encoding_is_fixed(WeightEncoding e) { return e != WeightEncoding::codebook; }
 
@@ -84,7 +84,7 @@ inline int decode_weight(WeightEncoding e, int bits, uint32_t field) {
     return 0;
 }
 
-// Bit-serial decomposition used by every popcount kernel:
+// Bit-serial decomposition used by every bit-serial kernel (popcount and table):
 //   sum_c w_c a_c = sum_j 2^j [ sum_i coef_i popcount(w_i & a_j) + offset * popcount(a_j) ]
 // signed: coef_i = 2^i (top plane -2^(W-1)), offset 0; binary: coef_0 = -2, offset 1;
 // odd: coef_i = 2^(i+1), offset -(2^W - 1).

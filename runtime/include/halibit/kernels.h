@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "halibit/encoding.h"
+#include "halibit/layout.h"
 
 namespace halibit {
 
@@ -45,17 +46,25 @@ struct PackedActivations {
     size_t byte_size() const { return total_words() * sizeof(uint64_t); }
 };
 
-// Every convolution's weights pad a group's output channels with zeros to a multiple of 64, so
-// that register tiles never read past the end (schedules/channel_tile.h checks the tiles).
-inline constexpr int kWeightChannelAlign = 64;
 inline int padded_out_channels(int out_channels_per_group) {
     return (out_channels_per_group + kWeightChannelAlign - 1) / kWeightChannelAlign * kWeightChannelAlign;
 }
 
-// Weights as bit planes for the popcount kernels: words(c, k, i, kx, ky, g), the output channel
-// c innermost and padded with zeros to a multiple of kWeightChannelAlign.
-struct PackedWeights {
+// The shape of a convolution's weights, OHWI: out_channels x kernel_h x kernel_w x
+// in_channels_per_group, in `groups` groups. Every prepared form of weights has it.
+struct WeightShape {
     int out_channels = 0, kernel_h = 0, kernel_w = 0, in_channels_per_group = 0, groups = 1;
+    int out_channels_per_group() const { return out_channels / groups; }
+    int padded_channels() const { return padded_out_channels(out_channels_per_group()); }
+};
+// The shape, checked: groups that divide out_channels, a kernel of at least one tap and input
+// channel; halibit::Error "<what>: ..." otherwise.
+WeightShape weight_shape(const char* what, int out_channels, int kernel_h, int kernel_w, int in_channels_per_group,
+                         int groups);
+
+// Weights as bit planes for the bit-serial kernels: words(c, k, i, kx, ky, g), the output
+// channel c innermost and padded with zeros to a multiple of kWeightChannelAlign.
+struct PackedWeights : WeightShape {
     WeightEncoding encoding = WeightEncoding::signed_;
     int bits = 1;
     std::vector<uint64_t> words_data;
@@ -64,8 +73,6 @@ struct PackedWeights {
     // output channels contiguous (docs/kernels.md).
     std::vector<uint8_t> nibbles;
 
-    int out_channels_per_group() const { return out_channels / groups; }
-    int padded_channels() const { return padded_out_channels(out_channels_per_group()); }
     int words() const { return (in_channels_per_group + 63) / 64; }
     // Bytes of one block of 64 output channels in `nibbles`.
     size_t nibble_block_bytes() const {
@@ -123,12 +130,11 @@ void bconv(const PackedActivations& in, const PackedWeights& w, BConvOptions o, 
 void bconv(const PackedActivations& in, const PackedWeights& w, BConvOptions o, const Requantization& rq,
            PackedActivations& out, int out_border = 0);
 
-// conv_u8: the 8-bit path (first and last layers, and any layer the popcount kernels do not
+// conv_u8: the 8-bit path (first and last layers, and any layer the bit-serial kernels do not
 // cover): unsigned codes of up to 8 bits, stored one per byte (NHWC), times int8 weights of any
 // encoding. Positions outside the image read `pad_values` (one code per input channel; nullptr
 // means zeros), which keeps a folded input normalisation exact.
-struct U8Weights {
-    int out_channels = 0, kernel_h = 0, kernel_w = 0, in_channels_per_group = 0, groups = 1;
+struct U8Weights : WeightShape {
     std::vector<int8_t> data;    // the kernel's own layout (runtime/src/conv_u8.cpp)
     // The same weights widened to int16 in tiles of 8 output channels, for the AVX2 kernel of
     // full-range weights (|w| > 64, where int16 pair sums of vpmaddubsw could overflow); empty
@@ -158,9 +164,8 @@ ActivationShape conv_output_shape(const ActivationShape& in, const U8Weights& w,
 enum class LutAlgorithm { pairwise, activation_table };
 const char* lut_algorithm_name(LutAlgorithm a);
 
-struct LutWeights {
+struct LutWeights : WeightShape {
     LutAlgorithm algorithm = LutAlgorithm::activation_table;
-    int out_channels = 0, kernel_h = 0, kernel_w = 0, in_channels_per_group = 0, groups = 1;
     int bits = 1;
     std::vector<uint8_t> data;     // (c, k, b, kx, ky, g), runtime/src/lut_conv.cpp
     std::vector<int32_t> levels;   // pairwise: the 4 levels; activation_table: plane shifts
