@@ -1,26 +1,38 @@
 #!/usr/bin/python3
-"""Whole-network latency of halibit against PyTorch int8, PyTorch fp32 and onnxruntime fp32.
+"""Whole-network latency of halibit against the int8 and fp32 peers: PyTorch and onnxruntime.
 
     scripts/setup.sh --peers  # PyTorch, torchvision, matplotlib, node + npm
-    /usr/bin/python3 bench/compare_peers.py [--nets resnet18,resnet50] [--threads 1,2] [--repeat 50]
-        [--precisions w1a1,w2a2,w4a4,w8a8,mixed] [--skip-onnx] [--out docs/compare_peers]
+    /usr/bin/python3 bench/compare_peers.py [--nets resnet18,resnet50] [--threads 1,2] [--batch 1,8]
+        [--repeat 50] [--precisions w1a1,w2a2,w4a4,w8a8,mixed] [--skip-onnx] [--out docs/compare_peers]
 
-ImageNet-shaped ResNet-18 and ResNet-50, batch 1, 224x224, each thread count:
+ImageNet-shaped ResNet-18 and ResNet-50, 224x224, at each batch size (--batch; batch 1 is
+reported as latency, larger batches as images per second) and each thread count:
 - halibit at each precision: synthetic models from `python -m halibit.synthetic` (cached in
-  --cache, regenerated when python/halibit changes), timed by `build/apps/halibit bench`.
+  --cache, regenerated when python/halibit changes), timed by `build/apps/halibit bench --batch B`.
 - PyTorch int8: torchvision's quantizable ResNet with random weights, conv-bn-relu fused,
   eager-mode post-training static quantization (QuantStub/DeQuantStub) with the `onednn`
   quantized engine, calibrated on a few random batches.
+- onnxruntime int8: that same quantized network (same weights, same calibration) exported by
+  torch.onnx.export as a QDQ model (QuantizeLinear/DequantizeLinear, opset 13; `export_onnx`,
+  shared with tests/check_qdq_import.py). onnxruntime's graph optimisation fuses the QDQ pairs
+  into integer operators (QLinearConv, QLinearAdd, QGemm); the report lists the operators of the
+  optimised graph and says so when none of them is an integer one.
 - PyTorch fp32: torchvision's ResNet with random weights, eval, inference_mode.
-- onnxruntime fp32: the same fp32 networks exported with torch.onnx.export, run by npm's
-  onnxruntime-node (installed into --cache/node with ONNXRUNTIME_NODE_INSTALL=skip: the package
-  ships prebuilt linux-x64 binaries) through bench/compare_peers_ort.js.
+- onnxruntime fp32: the same fp32 networks exported with torch.onnx.export.
+- best int8: for each net, batch size and thread count, the faster of PyTorch int8 and
+  onnxruntime int8; every row is compared with it.
+onnxruntime is npm's onnxruntime-node (installed into --cache/node with
+ONNXRUNTIME_NODE_INSTALL=skip: the package ships prebuilt linux-x64 binaries), driven by
+bench/compare_peers_ort.js; the ONNX files have a fixed batch size, one file per --batch value.
 For each PyTorch variant the faster of eager and TorchScript (trace + freeze) is kept, chosen by a
 short pilot run. Each PyTorch/onnxruntime measurement runs in its own process with the thread
-count set before the first operator. Latency is the median of --repeat runs after warm-up.
+count set before the first operator. Latency is the median of --repeat runs (of one batch each)
+after warm-up; images per second is the batch size divided by it.
 
-Writes OUT.md (table), OUT.png (bars) and --cache/results.json; --report-only redraws the table
-and plot from results.json without measuring. Progress goes to stderr.
+Writes OUT.md (one table per batch size), OUT.png (latency per precision against the best int8
+engine) and --cache/results.json; --report-only redraws the tables and plot from results.json
+without measuring. Progress goes to stderr. A peer that cannot run is reported under "Issues"
+with the reason, and the other measurements go on.
 """
 from __future__ import annotations
 
@@ -40,7 +52,8 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ALL_PRECISIONS = ["w1a1", "w2a2", "w4a4", "w8a8", "mixed"]
 ALL_NETS = ["resnet18", "resnet50"]
-PEERS = [("pytorch", "int8"), ("pytorch", "fp32"), ("onnxruntime", "fp32")]
+PEERS = [("pytorch", "int8"), ("onnxruntime", "int8"), ("pytorch", "fp32"), ("onnxruntime", "fp32")]
+INT8_PEERS = [p for p in PEERS if p[1] == "int8"]  # the candidates for "best int8"
 ENGINE_LABEL = {"halibit": "halibit", "pytorch": "PyTorch", "onnxruntime": "onnxruntime"}
 PY = "/usr/bin/python3"
 
@@ -111,7 +124,7 @@ def worker_torch(args) -> dict:
     import torch
     torch.set_num_threads(args.threads)
     model, engine = _torch_model(args.net, args.kind)
-    x = torch.rand(1, 3, 224, 224, generator=torch.Generator().manual_seed(2))
+    x = torch.rand(args.batch, 3, 224, 224, generator=torch.Generator().manual_seed(2))
 
     candidates = {"eager": model}
     with torch.inference_mode():
@@ -140,19 +153,48 @@ def worker_torch(args) -> dict:
     ts = _time(fn, inp, warmup=args.warmup, repeat=args.repeat)
     return {"latency_ms": {"median": statistics.median(ts), "min": min(ts)},
             "mode": mode, "pilot_ms": pilot, "quantized_engine": engine,
-            "torch_version": torch.__version__, "threads": torch.get_num_threads()}
+            "torch_version": torch.__version__, "threads": torch.get_num_threads(), "batch": args.batch}
+
+
+def onnx_op_counts(path: str) -> dict:
+    """{op_type: count} of an ONNX file's graph (domain-qualified unless ai.onnx)."""
+    import onnx
+    counts: dict = {}
+    for n in onnx.load(path).graph.node:
+        op = n.op_type if n.domain in ("", "ai.onnx") else f"{n.domain}.{n.op_type}"
+        counts[op] = counts.get(op, 0) + 1
+    return counts
+
+
+def export_onnx(model, example, path: str, *, qdq: bool = False) -> dict:
+    """Exports a PyTorch network with torch.onnx.export (opset 13, input "input", output "logits",
+    the batch size of `example`), writing PATH.tmp and renaming it, so PATH is complete or absent.
+
+    qdq: the network is quantized by PyTorch's post-training static quantization (eager or FX);
+    its quantized operators export as QuantizeLinear / DequantizeLinear around float operators
+    (the QDQ form, which onnxruntime fuses into integer operators and halibit.convert imports).
+    A QDQ export without those nodes raises RuntimeError. Returns the graph's operator counts.
+    Used by this script's onnxruntime peers and by tests/check_qdq_import.py."""
+    import torch
+    tmp = path + ".tmp"
+    with torch.no_grad():
+        torch.onnx.export(model, example, tmp, opset_version=13, input_names=["input"],
+                          output_names=["logits"], do_constant_folding=True)
+    counts = onnx_op_counts(tmp)
+    if qdq and not (counts.get("QuantizeLinear") and counts.get("DequantizeLinear")):
+        os.remove(tmp)
+        raise RuntimeError(f"{path}: the exported graph has no QuantizeLinear/DequantizeLinear "
+                           f"(operators: {counts})")
+    os.replace(tmp, path)
+    return counts
 
 
 def worker_export(args) -> dict:
     import torch
-    model, _ = _torch_model(args.net, "fp32")
-    x = torch.rand(1, 3, 224, 224)
-    tmp = args.output + ".tmp"
-    with torch.inference_mode():
-        torch.onnx.export(model, x, tmp, input_names=["input"], output_names=["logits"],
-                          opset_version=13, do_constant_folding=True)
-    os.replace(tmp, args.output)
-    return {"output": args.output}
+    model, engine = _torch_model(args.net, args.kind)
+    x = torch.rand(args.batch, 3, 224, 224)
+    ops = export_onnx(model, x, args.output, qdq=args.kind == "int8")
+    return {"output": args.output, "ops": ops, "quantized_engine": engine}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -197,15 +239,17 @@ def halibit_model(cache: str, net: str, precision: str) -> str:
     return path
 
 
-def bench_halibit(binary: str, model: str, threads: int, repeat: int, cache: str) -> dict:
-    out = os.path.join(cache, "json", f"halibit-{os.path.basename(model)}-t{threads}.json")
+def bench_halibit(binary: str, model: str, threads: int, batch: int, repeat: int, cache: str) -> dict:
+    out = os.path.join(cache, "json", f"halibit-{os.path.basename(model)}-t{threads}-b{batch}.json")
     os.makedirs(os.path.dirname(out), exist_ok=True)
     if os.path.exists(out):
         os.remove(out)
-    cmd = [binary, "bench", model, "--threads", str(threads), "--repeat", str(repeat), "--json", out]
+    cmd = [binary, "bench", model, "--threads", str(threads), "--batch", str(batch), "--repeat", str(repeat),
+           "--json", out]
     p = run(cmd, timeout=1800)
     if p.returncode != 0:
-        raise Failure(f"{' '.join(cmd[1:3])} --threads {threads}: exit {p.returncode}: {tail(p.stderr or p.stdout)}")
+        raise Failure(f"{' '.join(cmd[1:3])} --threads {threads} --batch {batch}: exit {p.returncode}: "
+                      f"{tail(p.stderr or p.stdout)}")
     try:
         with open(out) as f:
             data = json.load(f)
@@ -215,13 +259,33 @@ def bench_halibit(binary: str, model: str, threads: int, repeat: int, cache: str
     return data
 
 
-def onnx_model(cache: str, net: str) -> str:
-    path = os.path.join(cache, "onnx", f"{net}-fp32.onnx")
-    if not os.path.exists(path):
+def onnx_model(cache: str, net: str, kind: str, batch: int) -> str:
+    """The ONNX file of the PyTorch network `kind` (fp32, or int8 as QDQ) for batch size `batch`,
+    exported when missing or older than this script (which defines the networks)."""
+    path = os.path.join(cache, "onnx", f"{net}-{kind}-b{batch}.onnx")
+    if not os.path.exists(path) or os.path.getmtime(path) < os.path.getmtime(os.path.abspath(__file__)):
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        log(f"exporting {os.path.relpath(path, ROOT)} (torch.onnx.export)")
-        run_worker(["export", "--net", net, "--output", path], None, timeout=900)
+        log(f"exporting {os.path.relpath(path, ROOT)} (torch.onnx.export{', QDQ' if kind == 'int8' else ''})")
+        run_worker(["export", "--net", net, "--kind", kind, "--batch", str(batch), "--output", path],
+                   None, timeout=1800)
     return path
+
+
+# Operators that compute on integers in onnxruntime's optimised graph (ONNX and com.microsoft).
+ORT_INTEGER_OPS = ("QLinear", "ConvInteger", "MatMulInteger", "QGemm")
+
+
+def ort_optimized_ops(modules: str, model: str) -> dict:
+    """{op_type: count} of MODEL as onnxruntime runs it after its graph optimisations."""
+    out = os.path.splitext(model)[0] + ".ort-optimized.onnx"
+    script = os.path.join(ROOT, "bench", "compare_peers_ort.js")
+    p = run(["node", script, model, "--save-optimized", out], env=child_env(1, NODE_PATH=modules), timeout=600)
+    if p.returncode != 0:
+        raise Failure(f"onnxruntime-node --save-optimized: exit {p.returncode}: {tail(p.stderr)}")
+    try:
+        return onnx_op_counts(out)
+    except ImportError:
+        raise Failure("python3-onnx is missing (apt-get install python3-onnx): cannot read the optimised graph")
 
 
 def ort_setup(cache: str) -> str:
@@ -255,10 +319,10 @@ def ort_setup(cache: str) -> str:
     return modules
 
 
-def bench_ort(modules: str, model: str, threads: int, repeat: int, warmup: int) -> dict:
+def bench_ort(modules: str, model: str, threads: int, batch: int, repeat: int, warmup: int) -> dict:
     script = os.path.join(ROOT, "bench", "compare_peers_ort.js")
-    p = run(["node", script, model, str(threads), str(repeat), str(warmup)],
-            env=child_env(threads, NODE_PATH=modules), timeout=1800)
+    p = run(["node", script, model, str(threads), str(repeat), str(warmup), "--batch", str(batch)],
+            env=child_env(threads, NODE_PATH=modules), timeout=3600)
     if p.returncode != 0:
         raise Failure(f"onnxruntime-node: exit {p.returncode}: {tail(p.stderr)}")
     return json.loads(p.stdout.strip().splitlines()[-1])
@@ -316,12 +380,17 @@ def machine_info() -> dict:
             "machine": platform.machine(), "git": git}
 
 
-def row_key(r):
-    return (r["net"], r["engine"], r["precision"])
+def run_key(r):
+    """(net, engine, precision, threads, batch) of a run (results.json from before --batch: batch 1)."""
+    return (r["net"], r["engine"], r["precision"], r["threads"], r.get("batch", 1))
 
 
 def fmt_ms(v):
     return "—" if v is None else (f"{v:.2f}" if v < 100 else f"{v:.1f}")
+
+
+def fmt_ips(v):
+    return "—" if v is None else (f"{v:.1f}" if v < 1000 else f"{v:.0f}")
 
 
 def fmt_x(v):
@@ -329,52 +398,105 @@ def fmt_x(v):
 
 
 def best_runs(results: dict) -> dict:
-    """(net, engine, precision, threads) -> the successful run with the lowest median (over rounds)."""
+    """run_key -> the successful run with the lowest median (over rounds)."""
     best = {}
     for r in results["runs"]:
         if r.get("latency_ms"):
-            k = (r["net"], r["engine"], r["precision"], r["threads"])
+            k = run_key(r)
             if k not in best or r["latency_ms"]["median"] < best[k]["latency_ms"]["median"]:
                 best[k] = r
     return best
 
 
+def best_int8(best: dict) -> dict:
+    """(net, threads, batch) -> (engine, median latency in ms) of the fastest int8 peer."""
+    out = {}
+    for (net, engine, prec, t, b), r in best.items():
+        if (engine, prec) in INT8_PEERS:
+            v = r["latency_ms"]["median"]
+            if (net, t, b) not in out or v < out[(net, t, b)][1]:
+                out[(net, t, b)] = (engine, v)
+    return out
+
+
+def batch_sizes(results: dict) -> list[int]:
+    return results.get("batches", [1])
+
+
 BUSY = 20.0  # CPU pressure (percent) above which a measurement is marked as taken on a busy machine
 
 
-def build_table(results: dict) -> tuple[list[str], list[list[str]]]:
+def build_table(results: dict, batch: int) -> tuple[list[str], list[list[str]]]:
+    """The table of one batch size: milliseconds per run at batch 1, images per second above."""
     threads = results["threads"]
     best = best_runs(results)
     lat = {k: r["latency_ms"]["median"] for k, r in best.items()}
     busy = {k for k, r in best.items() if (r.get("cpu_pressure") or 0) > BUSY}
+    ref = best_int8(best)
+    unit = "ms" if batch == 1 else "images/s"
+
+    def value(ms):
+        return fmt_ms(ms) if batch == 1 else fmt_ips(None if ms is None else batch * 1e3 / ms)
+
     header = ["net", "engine", "precision"]
-    header += [f"{t} thread{'s' if t > 1 else ''} (ms)" for t in threads]
-    header += [f"vs PyTorch int8, {t}T" for t in threads]
+    header += [f"{t} thread{'s' if t > 1 else ''} ({unit})" for t in threads]
+    header += [f"vs best int8, {t}T" for t in threads]
     base_t = threads[0]
     header += [f"scaling {base_t}T→{t}T" for t in threads[1:]]
     rows = []
-    order = [("halibit", p) for p in results["precisions"]] + [p for p in PEERS]
+    tried = {run_key(r)[:3] + run_key(r)[4:] for r in results["runs"]}  # (net, engine, precision, batch)
+    order = [("halibit", p) for p in results["precisions"]] + list(PEERS)
     for net in results["nets"]:
         for engine, prec in order:
-            cells = [net, ENGINE_LABEL[engine], prec]
-            ms = [lat.get((net, engine, prec, t)) for t in threads]
-            if all(m is None for m in ms) and not any(
-                    row_key(r) == (net, engine, prec) for r in results["runs"]):
-                continue
-            cells += [fmt_ms(m) + (" *" if (net, engine, prec, t) in busy else "")
-                      for t, m in zip(threads, ms)]
-            for t, m in zip(threads, ms):
-                b = lat.get((net, "pytorch", "int8", t))
-                cells.append(fmt_x(b / m) if b and m else "—")
-            for t, m in zip(threads[1:], ms[1:]):
-                cells.append(fmt_x(ms[0] / m) if ms[0] and m else "—")
-            rows.append(cells)
+            ms = [lat.get((net, engine, prec, t, batch)) for t in threads]
+            if any(m is not None for m in ms) or (net, engine, prec, batch) in tried:
+                cells = [net, ENGINE_LABEL[engine], prec]
+                cells += [value(m) + (" *" if (net, engine, prec, t, batch) in busy else "")
+                          for t, m in zip(threads, ms)]
+                for t, m in zip(threads, ms):
+                    b = ref.get((net, t, batch))
+                    cells.append(fmt_x(b[1] / m) if b and m else "—")
+                for t, m in zip(threads[1:], ms[1:]):
+                    cells.append(fmt_x(ms[0] / m) if ms[0] and m else "—")
+                rows.append(cells)
+            if (engine, prec) == INT8_PEERS[-1] and any((net, t, batch) in ref for t in threads):
+                # The reference row, after the int8 peers: per thread count the faster of them,
+                # its engine in brackets.
+                cells = [net, "best int8", "int8"]
+                for t in threads:
+                    b = ref.get((net, t, batch))
+                    cells.append(f"{value(b[1])} ({ENGINE_LABEL[b[0]]})"
+                                 + (" *" if (net, b[0], "int8", t, batch) in busy else "") if b else "—")
+                cells += ["1.00x" if (net, t, batch) in ref else "—" for t in threads]
+                cells += ["—" for _ in threads[1:]]
+                rows.append(cells)
     return header, rows
 
 
+def op_summary(counts: dict) -> str:
+    """'20 QLinearConv, 8 QLinearAdd, ...' (domains dropped), most frequent first."""
+    short: dict = {}
+    for op, n in counts.items():
+        name = op.rsplit(".", 1)[-1]
+        short[name] = short.get(name, 0) + n
+    return ", ".join(f"{n} {op}" for op, n in sorted(short.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def integer_ops(counts: dict) -> int:
+    return sum(n for op, n in counts.items() if any(k in op.rsplit(".", 1)[-1] for k in ORT_INTEGER_OPS))
+
+
+FLOAT_COMPUTE_OPS = ("Conv", "FusedConv", "Gemm", "FusedGemm", "MatMul", "FusedMatMul")
+
+
+def float_compute_ops(counts: dict) -> int:
+    return sum(n for op, n in counts.items() if op.rsplit(".", 1)[-1] in FLOAT_COMPUTE_OPS)
+
+
 def markdown(results: dict) -> str:
-    header, rows = build_table(results)
     m = results["machine"]
+    batches = batch_sizes(results)
+    threads = results["threads"]
     out = [
         "# halibit vs peers: whole-network latency (generated)",
         "",
@@ -383,56 +505,76 @@ def markdown(results: dict) -> str:
         f"Linux {m['kernel']}; load average {results['load_before']} before, {results['load_after']} after. "
         f"halibit {m['git']}.",
         "",
-        "Batch 1, 224x224x3, ImageNet-shaped ResNet-18 / ResNet-50 with random (synthetic) weights. "
-        f"Median of {results['repeat']} runs after warm-up (milliseconds); everything is measured "
+        "224x224x3, ImageNet-shaped ResNet-18 / ResNet-50 with random (synthetic) weights, batch "
+        + " and ".join(map(str, batches)) + ". "
+        f"Median of {results['repeat']} runs after warm-up, a run being one batch; everything is measured "
         f"{results.get('rounds', 1)} time(s), interleaved, and the fastest round's median is shown. "
+        "Batch 1 is shown as latency (milliseconds), larger batches as throughput (images per second: the "
+        "batch size divided by the median latency). "
         f"`*`: CPU pressure (PSI some avg10) above {BUSY:.0f}% right after that measurement, i.e. other "
         "processes competed for the cores; treat as an upper bound. "
-        "`vs PyTorch int8` is PyTorch int8's latency divided by the row's at the same thread count "
-        "(above 1 means faster); `scaling` is the row's 1-thread latency divided by its 2-thread one.",
-        "",
-        "| " + " | ".join(header) + " |",
-        "|" + "|".join("---" if i < 3 else "---:" for i in range(len(header))) + "|",
+        "`best int8` is, per net, batch size and thread count, the faster of PyTorch int8 and onnxruntime "
+        "int8 (its engine in brackets); `vs best int8` is its latency divided by the row's at the same batch "
+        "size and thread count (above 1 means faster); `scaling` is the row's "
+        f"{threads[0]}-thread latency divided by its latency at the other thread count.",
     ]
-    out += ["| " + " | ".join(r) + " |" for r in rows]
+    for batch in batches:
+        header, rows = build_table(results, batch)
+        what = "latency, milliseconds" if batch == 1 else "throughput, images per second"
+        out += ["", f"## Batch {batch} ({what})", "",
+                "| " + " | ".join(header) + " |",
+                "|" + "|".join("---" if i < 3 else "---:" for i in range(len(header))) + "|"]
+        out += ["| " + " | ".join(r) + " |" for r in rows]
     out += ["", "Engines:", ""]
     v = results.get("versions", {})
     isas = sorted({r["isa_resolved"] for r in results["runs"] if r.get("isa_resolved")})
-    out.append(f"- halibit: `build/apps/halibit bench MODEL --threads N --repeat {results['repeat']}` "
+    out.append(f"- halibit: `build/apps/halibit bench MODEL --threads N --batch B --repeat {results['repeat']}` "
                "(default kernel choice) on models from `python -m halibit.synthetic --net NET --precision P`"
                + (f"; ISA used: {', '.join(isas)}." if isas else "."))
     qe = v.get("quantized_engine")
     out.append(f"- PyTorch int8: torch {v.get('torch', '?')}, torchvision quantizable ResNet, fused "
                f"conv-bn-relu, eager-mode post-training static quantization, quantized engine "
                f"`{qe or '?'}`, calibrated on 4 random batches of 2; `torch.set_num_threads(N)`.")
+    ort = (f"onnxruntime-node {v.get('onnxruntime', '?')} (CPU provider, graph optimization level all, "
+           "intraOpNumThreads N, interOpNumThreads 1)")
+    graphs = results.get("ort_int8_ops", {})
+    out.append(f"- onnxruntime int8: {ort} on the PyTorch int8 network above (same weights and calibration) "
+               "exported by `torch.onnx.export` (opset 13) as a QDQ model: QuantizeLinear / DequantizeLinear "
+               "around float operators, per-channel weights. "
+               + ("The graph onnxruntime runs after its optimisations: " + "; ".join(
+                   f"{net}: {op_summary(c)} ({float_compute_ops(c)} float Conv/Gemm/MatMul)"
+                   for net, c in graphs.items()) + "." if graphs else ""))
     out.append("- PyTorch fp32: torchvision ResNet, eval, `inference_mode`.")
-    out.append(f"- onnxruntime fp32: onnxruntime-node {v.get('onnxruntime', '?')} (CPU provider, "
-               "graph optimization level all, intraOpNumThreads N, interOpNumThreads 1) on the "
-               "fp32 model exported with `torch.onnx.export` (opset 13).")
-    modes = sorted({(r["net"], r["engine"], r["precision"], r["threads"], r["mode"])
-                    for r in best_runs(results).values() if r.get("mode")})
+    out.append(f"- onnxruntime fp32: {ort} on the fp32 model exported with `torch.onnx.export` (opset 13).")
+    out.append("- The ONNX files and TorchScript traces have a fixed batch size: one per batch size.")
+    modes: dict = {}  # (net, precision) -> ["batch B NT: mode", ...]
+    for (n, _, p, t, b), r in sorted(best_runs(results).items(), key=lambda kv: (kv[0][0], kv[0][2], kv[0][4], kv[0][3])):
+        if r.get("mode"):
+            modes.setdefault((n, p), []).append(f"batch {b} {t}T {r['mode']}")
     if modes:
         out.append("- PyTorch execution mode kept per run (fastest in a short pilot): " + "; ".join(
-            f"{n} {p} {t}T: {mo}" for n, _, p, t, mo in modes) + ".")
+            f"{n} {p}: {', '.join(m)}" for (n, p), m in modes.items()) + ".")
     ok = set(best_runs(results))
-    errors = [r for r in results["runs"] if r.get("error")
-              and (r["net"], r["engine"], r["precision"], r["threads"]) not in ok]
+    errors = [r for r in results["runs"] if r.get("error") and run_key(r) not in ok]
     notes = results.get("notes", [])
     if errors or notes:
         out += ["", "Issues:", ""]
         out += [f"- {n}" for n in notes]
         seen = set()
         for r in errors:
-            msg = f"{r['net']} {ENGINE_LABEL[r['engine']]} {r['precision']} {r['threads']}T: {r['error']}"
+            msg = (f"{r['net']} {ENGINE_LABEL[r['engine']]} {r['precision']} batch {r.get('batch', 1)} "
+                   f"{r['threads']}T: {r['error']}")
             if r["error"] not in seen:
                 out.append(f"- {msg}")
                 seen.add(r["error"])
     if results.get("plot"):
-        out += ["", f"![latency per precision]({os.path.basename(results['plot'])})"]
+        out += ["", f"![latency per precision against the best int8 engine]({os.path.basename(results['plot'])})"]
     return "\n".join(out) + "\n"
 
 
 def plot(results: dict, path: str) -> bool:
+    """One panel per net and batch size: halibit's time per image at each precision and the best
+    int8 engine's, bars per thread count, the best int8 time as a dashed line across the panel."""
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -442,34 +584,49 @@ def plot(results: dict, path: str) -> bool:
         return False
     threads = results["threads"]
     nets = results["nets"]
-    order = [("halibit", p) for p in results["precisions"]] + list(PEERS)
-    lat = {k: r["latency_ms"]["median"] for k, r in best_runs(results).items()}
-    fig, axes = plt.subplots(1, len(nets), figsize=(6.5 * len(nets), 4.6), squeeze=False)
+    batches = batch_sizes(results)
+    precisions = results["precisions"]
+    best = best_runs(results)
+    lat = {k: r["latency_ms"]["median"] for k, r in best.items()}
+    ref = best_int8(best)
+    fig, axes = plt.subplots(len(batches), len(nets), figsize=(6.0 * len(nets), 4.4 * len(batches)),
+                             squeeze=False)
     width = 0.8 / len(threads)
     colors = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728"]
-    for ax, net in zip(axes[0], nets):
-        labels = [f"halibit\n{p}" if e == "halibit" else f"{ENGINE_LABEL[e]}\n{p}" for e, p in order]
-        for i, t in enumerate(threads):
-            xs, ys = [], []
-            for j, (e, p) in enumerate(order):
-                v = lat.get((net, e, p, t))
-                if v is not None:
-                    xs.append(j + (i - (len(threads) - 1) / 2) * width)
-                    ys.append(v)
-            bars = ax.bar(xs, ys, width, label=f"{t} thread{'s' if t > 1 else ''}",
-                          color=colors[i % len(colors)])
-            for b, y in zip(bars, ys):
-                ax.annotate(f"{y:.1f}" if y >= 10 else f"{y:.2f}", (b.get_x() + b.get_width() / 2, y),
-                            ha="center", va="bottom", fontsize=6.5, xytext=(0, 1),
-                            textcoords="offset points")
-        ax.set_xticks(range(len(order)))
-        ax.set_xticklabels(labels, fontsize=7.5)
-        ax.set_ylabel("latency, ms (median, batch 1)")
-        ax.set_title(f"{net}, 224x224, batch 1")
-        ax.grid(axis="y", alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.suptitle(f"halibit vs PyTorch / onnxruntime — {results['machine']['cpu']}, {results['date'][:10]}",
-                 fontsize=10)
+    for row, batch in zip(axes, batches):
+        for ax, net in zip(row, nets):
+            engines = [f"{t}T {ENGINE_LABEL[ref[(net, t, batch)][0]]}" for t in threads if (net, t, batch) in ref]
+            labels = [f"halibit\n{p}" for p in precisions] + ["best int8\n" + "\n".join(engines)]
+            for i, t in enumerate(threads):
+                color = colors[i % len(colors)]
+                xs, ys = [], []
+                for j, p in enumerate(precisions):
+                    v = lat.get((net, "halibit", p, t, batch))
+                    if v is not None:
+                        xs.append(j + (i - (len(threads) - 1) / 2) * width)
+                        ys.append(v / batch)
+                b = ref.get((net, t, batch))
+                if b:
+                    xs.append(len(precisions) + (i - (len(threads) - 1) / 2) * width)
+                    ys.append(b[1] / batch)
+                    ax.axhline(b[1] / batch, color=color, linestyle="--", linewidth=0.8, alpha=0.7)
+                bars = ax.bar(xs, ys, width, label=f"{t} thread{'s' if t > 1 else ''}", color=color)
+                if b:
+                    bars[-1].set_hatch("//")
+                    bars[-1].set_edgecolor("white")
+                for bar, y in zip(bars, ys):
+                    ax.annotate(f"{y:.1f}" if y >= 10 else f"{y:.2f}",
+                                (bar.get_x() + bar.get_width() / 2, y), ha="center", va="bottom",
+                                fontsize=6, xytext=(0, 1), textcoords="offset points")
+            ax.set_xticks(range(len(labels)))
+            ax.set_xticklabels(labels, fontsize=7.5)
+            ax.set_ylabel("latency, ms" if batch == 1 else f"ms per image (batch latency / {batch})")
+            ax.set_title(f"{net}, 224x224, batch {batch}", fontsize=10)
+            ax.margins(y=0.12)
+            ax.grid(axis="y", alpha=0.3)
+            ax.legend(fontsize=8, loc="upper left")
+    fig.suptitle("halibit against the best int8 engine (faster of PyTorch and onnxruntime; dashed) — "
+                 f"{results['machine']['cpu']}, {results['date'][:10]}", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=130)
     plt.close(fig)
@@ -483,11 +640,13 @@ def write_report(results: dict, out: str) -> None:
     text = markdown(results)
     with open(out + ".md", "w") as f:
         f.write(text)
-    header, rows = build_table(results)
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
-    print("  ".join(h.ljust(w) for h, w in zip(header, widths)))
-    for r in rows:
-        print("  ".join(c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))))
+    for batch in batch_sizes(results):
+        header, rows = build_table(results, batch)
+        print(f"batch {batch}" + (" (latency, ms)" if batch == 1 else " (images/s)"))
+        widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
+        print("  ".join(h.ljust(w) for h, w in zip(header, widths)))
+        for r in rows:
+            print("  ".join(c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))))
     for line in text.split("Issues:", 1)[1:]:
         print("Issues:" + line.split("![")[0].rstrip())
     log(f"wrote {os.path.relpath(out + '.md', ROOT)}" + (f" and {os.path.relpath(png, ROOT)}" if results["plot"] else ""))
@@ -496,7 +655,12 @@ def write_report(results: dict, out: str) -> None:
 # ---------------------------------------------------------------------------------------------
 
 def csv_list(s: str, allowed=None, conv=str):
-    vals = [conv(v.strip()) for v in s.split(",") if v.strip()]
+    try:
+        vals = [conv(v.strip()) for v in s.split(",") if v.strip()]
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e))
+    if conv is int and (not vals or any(v < 1 for v in vals)):
+        raise argparse.ArgumentTypeError(f"{s!r}: one or more numbers, each 1 or more")
     if allowed is not None:
         bad = [v for v in vals if v not in allowed]
         if bad:
@@ -511,6 +675,9 @@ def main(argv=None) -> int:
                    help="comma-separated, from resnet18,resnet50 (default both)")
     p.add_argument("--threads", type=lambda s: csv_list(s, conv=int), default=[1, 2],
                    help="comma-separated thread counts (default 1,2); scaling is relative to the first")
+    p.add_argument("--batch", type=lambda s: csv_list(s, conv=int), default=[1, 8],
+                   help="comma-separated batch sizes (default 1,8): batch 1 is reported as latency, "
+                        "larger ones as images per second")
     p.add_argument("--repeat", type=int, default=50, help="timed runs per measurement (median kept)")
     p.add_argument("--warmup", type=int, default=5, help="untimed runs first (PyTorch, onnxruntime)")
     p.add_argument("--precisions", type=lambda s: csv_list(s, ALL_PRECISIONS), default=ALL_PRECISIONS,
@@ -519,7 +686,7 @@ def main(argv=None) -> int:
                    help="measure everything this many times, interleaved; the fastest round's median is kept")
     p.add_argument("--wait-quiet", type=float, default=0, metavar="SECONDS",
                    help="before each measurement wait up to SECONDS for CPU pressure (PSI avg10) below 5%%")
-    p.add_argument("--skip-onnx", action="store_true", help="no onnxruntime")
+    p.add_argument("--skip-onnx", action="store_true", help="no onnxruntime (int8 and fp32)")
     p.add_argument("--skip-halibit", action="store_true", help="peers only (no halibit binary needed)")
     p.add_argument("--skip-torch", action="store_true", help="no PyTorch int8/fp32")
     p.add_argument("--out", default=os.path.join("docs", "compare_peers"),
@@ -537,6 +704,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     if args.worker:
+        args.batch = args.batch[0]
         if args.worker == "torch":
             args.threads = args.threads[0]
             print(json.dumps(worker_torch(args)))
@@ -572,11 +740,11 @@ def main(argv=None) -> int:
         "command": " ".join(shlex.quote(a) for a in [PY, os.path.relpath(os.path.abspath(__file__), ROOT)]
                             + list(sys.argv[1:] if argv is None else argv)),
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "machine": machine_info(), "nets": args.nets, "threads": args.threads,
+        "machine": machine_info(), "nets": args.nets, "threads": args.threads, "batches": args.batch,
         "precisions": [] if args.skip_halibit else args.precisions, "repeat": args.repeat,
         "rounds": args.rounds,
         "load_before": " ".join(f"{x:.1f}" for x in os.getloadavg()), "runs": [], "notes": [],
-        "versions": {},
+        "versions": {}, "ort_int8_ops": {},
     }
     try:
         import torch
@@ -604,18 +772,46 @@ def main(argv=None) -> int:
             v = run(["node", "-e", "console.log(require('onnxruntime-node').env.versions.node)"],
                     env=child_env(NODE_PATH=ort_modules)).stdout.strip()
             results["versions"]["onnxruntime"] = v
-            for net in args.nets:
-                onnx_files[net] = onnx_model(cache, net)
         except (Failure, subprocess.TimeoutExpired) as e:
             results["notes"].append(f"onnxruntime skipped: {e}")
             log(f"onnxruntime skipped: {e}")
             ort_modules = None
+    if ort_modules:
+        # One file per net, precision and batch size; a failed export fails only its own runs.
+        for net in args.nets:
+            for kind in ("int8", "fp32"):
+                for b in args.batch:
+                    try:
+                        onnx_files[(net, kind, b)] = onnx_model(cache, net, kind, b)
+                    except (Failure, subprocess.TimeoutExpired) as e:
+                        onnx_files[(net, kind, b)] = Failure(f"export to ONNX: {e}")
+            # What onnxruntime makes of the QDQ model: integer operators, or float ones between
+            # QuantizeLinear/DequantizeLinear (then its "int8" would not be int8 arithmetic).
+            int8 = next((onnx_files[(net, "int8", b)] for b in args.batch
+                         if not isinstance(onnx_files[(net, "int8", b)], Exception)), None)
+            if int8 is None:
+                continue
+            try:
+                ops = ort_optimized_ops(ort_modules, int8)
+                results["ort_int8_ops"][net] = ops
+                log(f"onnxruntime int8 {net} after graph optimisation: {op_summary(ops)}")
+                if not integer_ops(ops):
+                    results["notes"].append(
+                        f"onnxruntime int8 {net}: the optimised graph has no integer operator "
+                        f"({op_summary(ops)}): onnxruntime runs the QDQ model in float")
+                elif float_compute_ops(ops):
+                    results["notes"].append(
+                        f"onnxruntime int8 {net}: {float_compute_ops(ops)} Conv/Gemm/MatMul still run in float "
+                        f"after graph optimisation ({op_summary(ops)})")
+            except (Failure, subprocess.TimeoutExpired, OSError) as e:
+                results["notes"].append(f"onnxruntime int8 {net}: could not inspect the optimised graph: {e}")
 
-    def record(rnd, net, engine, prec, threads, fn):
-        label = f"{net} {ENGINE_LABEL[engine]} {prec} {threads}T"
+    def record(rnd, net, engine, prec, threads, batch, fn):
+        label = f"{net} {ENGINE_LABEL[engine]} {prec} batch {batch} {threads}T"
         log(f"timing {label}" + (f" (round {rnd + 1}/{args.rounds})" if args.rounds > 1 else ""))
         wait_quiet(args.wait_quiet)
-        entry = {"net": net, "engine": engine, "precision": prec, "threads": threads, "round": rnd}
+        entry = {"net": net, "engine": engine, "precision": prec, "threads": threads, "batch": batch,
+                 "round": rnd}
         try:
             data = fn()
             entry["cpu_pressure"] = cpu_pressure()
@@ -625,41 +821,49 @@ def main(argv=None) -> int:
                     entry[k] = data[k]
             if data.get("quantized_engine"):
                 results["versions"]["quantized_engine"] = data["quantized_engine"]
+            extra = ([f"{batch * 1e3 / entry['latency_ms']['median']:.1f} images/s"] if batch > 1 else []) \
+                + ([entry["mode"]] if entry.get("mode") else [])
             log(f"  {label}: median {entry['latency_ms']['median']:.2f} ms, min {entry['latency_ms']['min']:.2f} ms"
-                + (f" ({entry['mode']})" if entry.get("mode") else "")
+                + (f" ({', '.join(extra)})" if extra else "")
                 + (f", CPU pressure {entry['cpu_pressure']:.0f}%" if entry["cpu_pressure"] is not None else ""))
         except (Failure, subprocess.TimeoutExpired, OSError, ValueError, KeyError) as e:
             entry["error"] = str(e)
             log(f"  {label}: FAILED: {e}")
         results["runs"].append(entry)
 
-    def torch_run(net, kind, t):
+    def torch_run(net, kind, t, b):
         # The first successful round picks the execution mode by a pilot; later rounds reuse it.
         mode = next((r["mode"] for r in results["runs"] if r.get("mode") and
-                     (r["net"], r["engine"], r["precision"], r["threads"]) == (net, "pytorch", kind, t)), None)
-        return run_worker(["torch", "--net", net, "--kind", kind, "--threads", str(t),
+                     run_key(r) == (net, "pytorch", kind, t, b)), None)
+        return run_worker(["torch", "--net", net, "--kind", kind, "--threads", str(t), "--batch", str(b),
                            "--repeat", str(args.repeat), "--warmup", str(args.warmup)]
                           + (["--mode", mode] if mode else []), t, timeout=3600)
+
+    def ort_run(net, kind, t, b):
+        model = onnx_files[(net, kind, b)]
+        if isinstance(model, Exception):
+            raise model
+        return bench_ort(ort_modules, model, t, b, args.repeat, args.warmup)
 
     t_start = time.time()
     for rnd in range(args.rounds):
         for net in args.nets:
-            for t in args.threads:
-                if not args.skip_halibit:
-                    for prec in args.precisions:
-                        m = models[(net, prec)]
+            for b in args.batch:
+                for t in args.threads:
+                    if not args.skip_halibit:
+                        for prec in args.precisions:
+                            m = models[(net, prec)]
 
-                        def f(m=m, t=t):
-                            if isinstance(m, Exception):
-                                raise m
-                            return bench_halibit(binary, m, t, args.repeat, cache)
-                        record(rnd, net, "halibit", prec, t, f)
-                if not args.skip_torch:
-                    for kind in ("int8", "fp32"):
-                        record(rnd, net, "pytorch", kind, t, lambda kind=kind, t=t: torch_run(net, kind, t))
-                if ort_modules:
-                    record(rnd, net, "onnxruntime", "fp32", t,
-                           lambda t=t: bench_ort(ort_modules, onnx_files[net], t, args.repeat, args.warmup))
+                            def f(m=m, t=t, b=b):
+                                if isinstance(m, Exception):
+                                    raise m
+                                return bench_halibit(binary, m, t, b, args.repeat, cache)
+                            record(rnd, net, "halibit", prec, t, b, f)
+                    for engine, kind in PEERS:
+                        if engine == "pytorch" and not args.skip_torch:
+                            record(rnd, net, engine, kind, t, b, lambda kind=kind, t=t, b=b: torch_run(net, kind, t, b))
+                        elif engine == "onnxruntime" and ort_modules:
+                            record(rnd, net, engine, kind, t, b, lambda kind=kind, t=t, b=b: ort_run(net, kind, t, b))
     results["load_after"] = " ".join(f"{x:.1f}" for x in os.getloadavg())
     log(f"measured in {time.time() - t_start:.0f} s")
 
@@ -668,8 +872,7 @@ def main(argv=None) -> int:
         json.dump(results, f, indent=1)
     write_report(results, out)
     measured = set(best_runs(results))
-    return 0 if all((r["net"], r["engine"], r["precision"], r["threads"]) in measured
-                    for r in results["runs"]) else 1
+    return 0 if all(run_key(r) in measured for r in results["runs"]) else 1
 
 
 if __name__ == "__main__":

@@ -75,7 +75,8 @@ def peers(work, build, repeat):
     """ResNet-18 w2a2 and ResNet-50 w4a4 / w8a8 (halibit) with the fp32 peers, one thread."""
     cache = os.path.join(work, "compare")
     cmd = [PY, os.path.join(ROOT, "bench", "compare_peers.py"), "--nets", "resnet18,resnet50",
-           "--precisions", "w2a2,w4a4,w8a8", "--threads", "1", "--rounds", "1", "--repeat", str(repeat),
+           "--precisions", "w2a2,w4a4,w8a8", "--threads", "1", "--batch", "1", "--rounds", "1",
+           "--repeat", str(repeat),
            "--cache", cache, "--out", os.path.join(work, "compare_peers"),
            "--halibit", os.path.join(build, "apps", "halibit")]
     run(cmd, timeout=7200)
@@ -83,7 +84,7 @@ def peers(work, build, repeat):
         data = json.load(f)
     lat = {}
     for r in data["runs"]:
-        if "latency_ms" in r:
+        if "latency_ms" in r and r.get("batch", 1) == 1:
             lat[(r["net"], r["engine"], r["precision"])] = r["latency_ms"]["median"]
     shown = " ".join(c if not c.startswith(ROOT) else os.path.relpath(c, ROOT) for c in cmd[1:])
     return lat, data.get("versions", {}), f"/usr/bin/python3 {shown}"

@@ -2,7 +2,8 @@
 """The ONNX QDQ int8 import, end to end: a torchvision ResNet-18, trained briefly on Fashion-MNIST
 (32x32, gray replicated to RGB, ImageNet normalisation), quantized by PyTorch's FX post-training
 quantization (fbgemm: per-channel weights), exported by torch.onnx.export (QuantizeLinear /
-DequantizeLinear), converted by `python3 -m halibit.convert`, and run by halibit and by
+DequantizeLinear; bench/compare_peers.py's export_onnx, which also exports that benchmark's
+onnxruntime int8 peer), converted by `python3 -m halibit.convert`, and run by halibit and by
 onnxruntime-node on the same test images.
 
     PYTHONPATH=python:build/python /usr/bin/python3 tests/check_qdq_import.py [--work build/qdq] [--images 500]
@@ -79,7 +80,8 @@ def build_onnx(path, steps, seed):
         for i in range(0, 512, 64):
             prepared(torch.from_numpy(normalised(rgb32(images[i:i + 64]))))
     quantized = convert_fx(prepared)
-    torch.onnx.export(quantized, example, path, opset_version=13, input_names=["input"], output_names=["logits"])
+    from compare_peers import export_onnx
+    export_onnx(quantized, example, path, qdq=True)
 
 
 def main(argv=None):
