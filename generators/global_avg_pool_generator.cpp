@@ -28,7 +28,7 @@ public:
         output(c, n) = cast<uint8_t>(clamp(v, cast<int64_t>(0), (cast<int64_t>(1) << cast<int64_t>(out_bits)) - 1));
         input.dim(0).set_stride(1);
         output.dim(0).set_stride(1);
-        schedule_elementwise(output, c, n, schedule, get_target());
+        schedule_elementwise(output, c, n, 1, schedule, get_target());  // an image a task
         // The sum as a vector of channels, the image loop around it.
         if (!naive_schedule(schedule, get_target())) {
             const int lanes = get_target().natural_vector_size<int32_t>();

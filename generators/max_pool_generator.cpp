@@ -28,7 +28,7 @@ public:
         output(c, x, y, n) = maximum(select(inside, v, cast<uint8_t>(0)));
         input.dim(0).set_stride(1);
         output.dim(0).set_stride(1);
-        schedule_elementwise(output, c, y, schedule, get_target());
+        schedule_elementwise(output, c, y, 1, schedule, get_target());  // a row a task
     }
 };
 
