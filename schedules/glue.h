@@ -1,8 +1,8 @@
 // Glue op schedules (add, max_pool, global_avg_pool, channel_shuffle). These ops are memory
 // bound: tuned vectorizes the channels (int32 lanes, a guarded tail) and runs the outer
 // dimension in parallel tasks of `task_size` of its iterations; naive (the `scalar` target)
-// keeps the loops as written. A task must be worth a thread pool's hand-off: one pixel of 64
-// channels a task made the add ten times slower on two threads than on one.
+// keeps the loops as written. A task must be worth a thread pool's hand-off: with one pixel of
+// 64 channels a task, the add ran slower on two threads than on one.
 #pragma once
 #include "Halide.h"
 #include "target.h"

@@ -111,6 +111,13 @@ void finish_kernel_call(Kernel k, int status) {
                 (msg.empty() ? "" : ": " + msg));
 }
 
+std::vector<std::string> kernel_names(uint64_t kernels) {
+    std::vector<std::string> names;
+    for (int k = 0; k < int(Kernel::count); k++)
+        if (kernels >> k & 1) names.push_back(kernel_name(Kernel(k)));
+    return names;
+}
+
 uint64_t take_called_kernels() {
     const uint64_t called = t_called;
     t_called = 0;

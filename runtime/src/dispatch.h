@@ -6,6 +6,7 @@
 #include <string>
 #include <tuple>
 #include <type_traits>
+#include <vector>
 
 #include "halibit/error.h"
 #include "halibit_kernel_headers.h"  // generated: the headers of the libraries this build has
@@ -87,6 +88,8 @@ void call_kernel_of(Kernel k, Args... args) {
 // The kernels this thread has called since the last call (bit int(Kernel) set), and clears them:
 // what the session's profile names.
 uint64_t take_called_kernels();
+// The names of the kernels in such a set, in the kernel list's order.
+std::vector<std::string> kernel_names(uint64_t kernels);
 
 // For schedule experiments (bench/sweep.py): every call of kernel k runs `entry` (a variant's
 // `<function>`, same signature) instead of the library's own entry points, whatever the ISA;

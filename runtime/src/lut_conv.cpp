@@ -14,8 +14,8 @@ namespace {
 // (k, b) extents: pairwise (1, input channels), activation_table (planes, blocks of 4 channels).
 int planes(const LutWeights& w) { return w.algorithm == LutAlgorithm::pairwise ? 1 : w.bits; }
 // activation_table blocks are padded with zero nibbles to a multiple of the kernel's byte
-// accumulator chunk (kLutChunk in schedules/lut_conv.h); pairwise input channels with index 0
-// to a multiple of its longest chunk (16 channels).
+// accumulator chunk (kLutChunk, halibit/layout.h); pairwise input channels with index 0 to a
+// multiple of its longest chunk (kPairwiseChunk).
 int blocks(const LutWeights& w) {
     if (w.algorithm == LutAlgorithm::pairwise) return (w.in_channels_per_group + kPairwiseChunk - 1) / kPairwiseChunk * kPairwiseChunk;
     return ((w.in_channels_per_group + 3) / 4 + kLutChunk - 1) / kLutChunk * kLutChunk;

@@ -123,9 +123,7 @@ struct Session::Impl {
     // The kernel libraries a step ran (bit int(Kernel)), as "a+b" without the halibit_ prefix.
     static std::string implementation_name(uint64_t called) {
         std::string name;
-        for (int k = 0; k < int(Kernel::count); k++) {
-            if (!(called >> k & 1)) continue;
-            std::string lib = kernel_name(Kernel(k));
+        for (std::string lib : kernel_names(called)) {
             if (lib.rfind("halibit_", 0) == 0) lib = lib.substr(8);
             name += (name.empty() ? "" : "+") + lib;
         }
