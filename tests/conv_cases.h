@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "../runtime/src/kernel_choice.h"
 #include "conv.h"
 #include "halibit/encoding.h"
 #include "halibit/error.h"
@@ -26,6 +27,19 @@ inline void use_test_isa() {
     const Isa isa = parse_isa(name ? name : "auto");
     if (!isa_available(isa)) GTEST_SKIP() << "this CPU (or build) has no " << isa_name(isa);
     force_isa(isa);
+}
+
+// Runs `check` on both implementations of the bit-serial family on the suite's ISA: the kernels
+// choose_bitserial_kernel picks (the table kernels where their sums fit on avx2, arm64 and, for
+// some layers, avx512), then the popcount kernels alone.
+template <class Check>
+void for_each_bitserial_kernel(Check check) {
+    for (bool popcount : {false, true}) {
+        SCOPED_TRACE(popcount ? "popcount kernels" : "chosen kernels");
+        force_popcount_kernels(popcount);
+        check();
+    }
+    force_popcount_kernels(false);
 }
 
 struct ConvCase {

@@ -5,21 +5,9 @@
 namespace halibit::test {
 namespace {
 
-void check_case(const ConvCase& cc, bool one_padding) {
-    SCOPED_TRACE(cc.name() + (one_padding ? " one-padding" : " zero-padding"));
-    const int cin_g = cc.cin / cc.groups;
-    auto signs = random_signs(cc.n, cc.h, cc.w, cc.cin);
-    auto weights = random_weights(cc.cout, cc.kernel, cin_g, WeightEncoding::binary, 1);
-    auto expected = ref::conv(signs, weights, {cc.stride, cc.pad, cc.groups}, one_padding ? 1 : 0);
-
-    ref::Tensor4<uint8_t> bits(cc.n, cc.h, cc.w, cc.cin);
-    for (size_t i = 0; i < bits.size(); i++) bits.data[i] = signs.data[i] < 0;
-    PackedActivations in;
-    pack_activations(bits.data.data(), {cc.n, cc.h, cc.w, cc.cin}, 1, cc.groups, in, cc.pad);
-    ASSERT_EQ(first_mismatch(ref::pack_signs(signs, cc.groups), packed_image(in).data(), packed_image(in).size()), "");
-    auto pw = pack_weights(weights.data.data(), cc.cout, cc.kernel, cc.kernel, cin_g, cc.groups, WeightEncoding::binary, 1);
-    const BConvOptions opt{{cc.stride, cc.pad}, one_padding};
-
+// The int32 output and 1- and 3-bit codes and packed outputs of one convolution against the reference's.
+void check_outputs(const PackedActivations& in, const PackedWeights& pw, const BConvOptions& opt,
+                   const ref::Tensor4<int32_t>& expected, int groups) {
     std::vector<int32_t> acc(expected.size(), -7);
     bconv(in, pw, opt, acc.data());
     EXPECT_EQ(first_mismatch(expected.data, acc.data(), acc.size()), "") << "int32 output";
@@ -34,12 +22,29 @@ void check_case(const ConvCase& cc, bool one_padding) {
 
         PackedActivations packed_out;
         bconv(in, pw, opt, rq, packed_out, /*out_border=*/2);
-        auto expected_packed = ref::pack_bitplanes(expected_codes, out_bits, cc.groups);
+        auto expected_packed = ref::pack_bitplanes(expected_codes, out_bits, groups);
         auto image = packed_image(packed_out);
         ASSERT_EQ(image.size(), expected_packed.size());
         EXPECT_EQ(first_mismatch(expected_packed, image.data(), image.size()), "") << "packed output";
         EXPECT_TRUE(border_is_zero(packed_out));
     }
+}
+
+void check_case(const ConvCase& cc, bool one_padding) {
+    SCOPED_TRACE(cc.name() + (one_padding ? " one-padding" : " zero-padding"));
+    const int cin_g = cc.cin / cc.groups;
+    auto signs = random_signs(cc.n, cc.h, cc.w, cc.cin);
+    auto weights = random_weights(cc.cout, cc.kernel, cin_g, WeightEncoding::binary, 1);
+    auto expected = ref::conv(signs, weights, {cc.stride, cc.pad, cc.groups}, one_padding ? 1 : 0);
+
+    ref::Tensor4<uint8_t> bits(cc.n, cc.h, cc.w, cc.cin);
+    for (size_t i = 0; i < bits.size(); i++) bits.data[i] = signs.data[i] < 0;
+    PackedActivations in;
+    pack_activations(bits.data.data(), {cc.n, cc.h, cc.w, cc.cin}, 1, cc.groups, in, cc.pad);
+    ASSERT_EQ(first_mismatch(ref::pack_signs(signs, cc.groups), packed_image(in).data(), packed_image(in).size()), "");
+    auto pw = pack_weights(weights.data.data(), cc.cout, cc.kernel, cc.kernel, cin_g, cc.groups, WeightEncoding::binary, 1);
+    const BConvOptions opt{{cc.stride, cc.pad}, one_padding};
+    for_each_bitserial_kernel([&] { check_outputs(in, pw, opt, expected, cc.groups); });
 }
 
 class BConv : public ::testing::TestWithParam<bool> {

@@ -25,8 +25,31 @@ std::vector<BitWidths> all_bit_widths() {
 // signed, 2^W - 1 for odd.
 int8_t all_ones_weight(BitWidths b) { return b.e == WeightEncoding::odd ? int8_t((1 << b.w) - 1) : int8_t(-1); }
 
-// Runs one case through all three output kinds; returns failures as messages. `extreme`: every
-// code the largest and every weight all_ones_weight, so that every byte accumulator of the table
+// The int32, codes and packed outputs of one convolution against the reference's.
+void check_outputs(const PackedActivations& in, const PackedWeights& pw, ConvGeometry geo,
+                   const ref::Tensor4<int32_t>& expected, BitWidths b, int groups) {
+    std::vector<int32_t> acc(expected.size(), -7);
+    bitserial_conv(in, pw, geo, acc.data());
+    EXPECT_EQ(first_mismatch(expected.data, acc.data(), acc.size()), "") << "int32 output";
+
+    const int out_bits = 1 + (b.w + b.a) % 4;
+    auto rq = random_requantization(expected, out_bits);
+    auto expected_codes = requantize_all(expected, rq);
+    std::vector<uint8_t> codes_out(expected.size(), 0xEE);
+    bitserial_conv(in, pw, geo, rq, codes_out.data());
+    EXPECT_EQ(first_mismatch(expected_codes.data, codes_out.data(), codes_out.size()), "") << "codes output";
+
+    PackedActivations packed_out;
+    bitserial_conv(in, pw, geo, rq, packed_out, /*out_border=*/1);
+    auto expected_packed = ref::pack_bitplanes(expected_codes, out_bits, groups);
+    auto image = packed_image(packed_out);
+    ASSERT_EQ(image.size(), expected_packed.size());
+    EXPECT_EQ(first_mismatch(expected_packed, image.data(), image.size()), "") << "packed output";
+    EXPECT_TRUE(border_is_zero(packed_out));
+}
+
+// Runs one case through all three output kinds on both implementations. `extreme`: every code
+// the largest and every weight all_ones_weight, so that every byte accumulator of the table
 // kernels reaches its bound (a chunk one step too long overflows).
 void check_case(const ConvCase& cc, BitWidths b, bool extreme = false) {
     SCOPED_TRACE(cc.name() + " w" + std::to_string(b.w) + "a" + std::to_string(b.a) + " " + encoding_name(b.e) +
@@ -45,24 +68,7 @@ void check_case(const ConvCase& cc, BitWidths b, bool extreme = false) {
     auto pw = pack_weights(weights.data.data(), cc.cout, cc.kernel, cc.kernel, cin_g, cc.groups, b.e, b.w);
     const ConvGeometry geo{cc.stride, cc.pad};
 
-    std::vector<int32_t> acc(expected.size(), -7);
-    bitserial_conv(in, pw, geo, acc.data());
-    EXPECT_EQ(first_mismatch(expected.data, acc.data(), acc.size()), "") << "int32 output";
-
-    const int out_bits = 1 + (b.w + b.a) % 4;
-    auto rq = random_requantization(expected, out_bits);
-    auto expected_codes = requantize_all(expected, rq);
-    std::vector<uint8_t> codes_out(expected.size(), 0xEE);
-    bitserial_conv(in, pw, geo, rq, codes_out.data());
-    EXPECT_EQ(first_mismatch(expected_codes.data, codes_out.data(), codes_out.size()), "") << "codes output";
-
-    PackedActivations packed_out;
-    bitserial_conv(in, pw, geo, rq, packed_out, /*out_border=*/1);
-    auto expected_packed = ref::pack_bitplanes(expected_codes, out_bits, cc.groups);
-    auto image = packed_image(packed_out);
-    ASSERT_EQ(image.size(), expected_packed.size());
-    EXPECT_EQ(first_mismatch(expected_packed, image.data(), image.size()), "") << "packed output";
-    EXPECT_TRUE(border_is_zero(packed_out));
+    for_each_bitserial_kernel([&] { check_outputs(in, pw, geo, expected, b, cc.groups); });
 }
 
 class BitserialConv : public ::testing::TestWithParam<BitWidths> {

@@ -29,18 +29,26 @@ inline constexpr bool table_sums_fit(int64_t window, int activation_bits) {
 // Which kernels run a bit-serial convolution (bconv: sign activations x binary weights) on isa.
 // AVX2: the table kernels wherever their sums fit. AVX-512: bitserial layers of 1- and 2-bit
 // weights with more than one tap, where they beat the vpopcntq kernel (bench/sweep.py
-// --family bitserial_conv compares the two). Elsewhere the popcount kernels (x86 builds only pack
-// the table kernels' weights).
+// --family bitserial_conv compares the two). arm64: the table kernels wherever their sums fit
+// (`tbl` counts 4 input x 16 output channels, `cnt` 8 bits of one output channel; not timed on
+// hardware here, qemu only). Scalar: the popcount kernels.
 enum class BitserialKernel { popcount, table };
 inline BitserialKernel choose_bitserial_kernel(Isa isa, bool bconv, int weight_bits, int taps, int64_t window,
                                                int activation_bits) {
     if (!table_sums_fit(window, activation_bits)) return BitserialKernel::popcount;
     switch (isa) {
-    case Isa::avx2: return BitserialKernel::table;
+    case Isa::avx2:
+    case Isa::arm64:
+    case Isa::arm64_dotprod: return BitserialKernel::table;
     case Isa::avx512: return !bconv && weight_bits <= 2 && taps > 1 ? BitserialKernel::table : BitserialKernel::popcount;
     default: return BitserialKernel::popcount;
     }
 }
+
+// For the kernel tests, which check both implementations on every ISA: while on, bconv() and
+// bitserial_conv() run the popcount kernels wherever choose_bitserial_kernel picks the tables.
+// Process-wide; set it while no convolution runs.
+void force_popcount_kernels(bool on);
 
 struct ConvChoiceInput {
     WeightEncoding encoding;

@@ -1,6 +1,7 @@
 // Thin wrappers that describe packed tensors to the Halide kernels as strided buffers.
 #include "halibit/kernels.h"
 
+#include <atomic>
 #include <cstdlib>
 #include <string>
 #include <type_traits>
@@ -128,7 +129,6 @@ PackedWeights pack_weights(const int8_t* ohwi, int out_channels, int kernel_h, i
                         p.words_data[idx] |= uint64_t((code >> i) & 1u) << (ci % 64);
                     }
                 }
-#if HALIBIT_TABLE_KERNELS
     // (c, k, i, tap) words to (c % 64, i, m, k, tap, c / 64) nibbles; `tap` runs over (kx, ky, g).
     p.nibbles.resize(p.words_data.size() * 16);
     const size_t taps = size_t(kernel_w) * kernel_h * groups, block = p.nibble_block_bytes();
@@ -142,7 +142,6 @@ PackedWeights pack_weights(const int8_t* ohwi, int out_channels, int kernel_h, i
                         row[kWeightChannelAlign * (i + size_t(bits) * (m + 16 * (k + size_t(words) * tap)))] =
                             uint8_t((word >> (4 * m)) & 15);
                 }
-#endif
     return p;
 }
 
@@ -165,11 +164,13 @@ void pack_activations(const uint8_t* codes, const ActivationShape& s, int planes
 
 namespace {
 
+std::atomic<bool> g_popcount_forced{false};
+
 // Whether the table kernels (generators/table_conv_generator.cpp) run this convolution
-// (choose_bitserial_kernel; x86 builds, which pack the weights' nibbles). Never for the
-// autoscheduler baseline nor a schedule experiment's variant, which are benchmarked as themselves.
+// (choose_bitserial_kernel). Never for the autoscheduler baseline nor a schedule experiment's
+// variant, which are benchmarked as themselves, nor while the tests force the popcount kernels.
 bool use_tables(const PackedActivations& in, const PackedWeights& w, Kernel k, bool bconv) {
-    if (k == Kernel::halibit_bitserial_conv_auto || kernel_overridden(k) || w.nibbles.empty()) return false;
+    if (k == Kernel::halibit_bitserial_conv_auto || kernel_overridden(k) || g_popcount_forced) return false;
     const int taps = w.kernel_h * w.kernel_w;
     return choose_bitserial_kernel(resolved_isa(Isa::automatic), bconv, w.bits, taps,
                                    int64_t(w.in_channels_per_group) * taps, in.planes) == BitserialKernel::table;
@@ -291,6 +292,8 @@ void run_bconv(Kernel k, const PackedActivations& in, const PackedWeights& w, BC
 }
 
 }  // namespace
+
+void force_popcount_kernels(bool on) { g_popcount_forced = on; }
 
 void bitserial_conv(const PackedActivations& in, const PackedWeights& w, ConvGeometry g, int32_t* out) {
     run_bitserial(Kernel::halibit_bitserial_conv_int32, in, w, g, no_requantization(),

@@ -68,7 +68,7 @@ struct PackedWeights : WeightShape {
     WeightEncoding encoding = WeightEncoding::signed_;
     int bits = 1;
     std::vector<uint64_t> words_data;
-    // x86 builds: the same bits for the table kernels, one nibble (4 input channels) per byte:
+    // The same bits for the table kernels, one nibble (4 input channels) per byte:
     // nibbles(c % 64, i, m, k, kx, ky, g, c / 64) holds bits 4m..4m+3 of word k, each block of 64
     // output channels contiguous (docs/kernels.md).
     std::vector<uint8_t> nibbles;
