@@ -104,9 +104,14 @@ Requantization low_bit_requantization(const ConvShape& s, int out_bits) {
     return rq;
 }
 
-// A halibit popcount convolution: W-bit weights x A-bit activations, codes in and codes out.
+// Learned-looking codebook levels (not affine in the index bits: three planes at W2).
+const std::vector<int> kBenchCodebook[2] = {{-5, 3}, {-7, -1, 2, 9}};
+
+// A halibit bit-serial convolution: W-bit weights x A-bit activations, codes in and codes out;
+// `codebook`: the weights are kBenchCodebook's levels at the signed weights' indices, on the
+// index's bit planes (pack_codebook_weights).
 struct HalibitConv {
-    enum Family { bconv, bitserial };
+    enum Family { bconv, bitserial, codebook };
     Family family;
     int wbits, abits;
     Isa isa;
@@ -116,8 +121,16 @@ struct HalibitConv {
         if (!use_isa(state, isa, threads)) return;
         const LowBitOperands x(s, wbits, abits);
         const std::vector<uint8_t>& codes = x.codes;
-        const PackedWeights pw =
-            pack_weights(x.weights.data(), s.out_channels, s.kernel, s.kernel, s.in_channels, 1, x.encoding, wbits);
+        PackedWeights pw;
+        if (family == codebook) {
+            const std::vector<int>& levels = kBenchCodebook[wbits - 1];
+            std::vector<int8_t> values(x.weights.size());
+            for (size_t i = 0; i < values.size(); i++)
+                values[i] = int8_t(levels[size_t(x.weights[i] - encoding_min(x.encoding, wbits)) % levels.size()]);
+            pw = pack_codebook_weights(values.data(), s.out_channels, s.kernel, s.kernel, s.in_channels, 1, levels);
+        } else {
+            pw = pack_weights(x.weights.data(), s.out_channels, s.kernel, s.kernel, s.in_channels, 1, x.encoding, wbits);
+        }
         const Requantization rq = low_bit_requantization(s, family == bconv ? 1 : abits);
         const ActivationShape in_shape{1, s.height, s.width, s.in_channels};
         PackedActivations in;
@@ -211,6 +224,7 @@ std::function<void(benchmark::State&, const ConvShape&, int)> make_engine(const 
     const Schedule schedule = isa == Isa::automatic ? Schedule::autoscheduled : Schedule::tuned;
     if (name == "bconv") return HalibitConv{HalibitConv::bconv, w, a, isa, schedule};
     if (name == "bitserial") return HalibitConv{HalibitConv::bitserial, w, a, isa, schedule};
+    if (name == "codebook") return HalibitConv{HalibitConv::codebook, w, a, isa, schedule};
     if (name == "u8") return HalibitConvU8{isa, w, a};
     if (name == "lut") return HalibitLut{LutAlgorithm::activation_table, w, a, isa};
     if (name == "lut_pairwise") return HalibitLut{LutAlgorithm::pairwise, w, a, isa};

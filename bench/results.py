@@ -24,7 +24,7 @@ import tempfile
 LAYERS = ["56x56x64", "28x28x128", "14x14x256", "7x7x512", "28x28x128to512"]
 GEOMEAN_LAYERS = LAYERS[:4]
 PEERS = ["onednn_u8s8", "xnnpack_qs8"]
-HALIBIT = ["bconv_w1a1", "bitserial_w1a2", "bitserial_w2a2", "bitserial_w4a4", "u8_w8a8", "u8_w4a4",
+HALIBIT = ["bconv_w1a1", "bitserial_w1a2", "bitserial_w2a2", "bitserial_w4a4", "codebook_w2a2", "u8_w8a8", "u8_w4a4",
            "lut_w2a2", "lut_pairwise_w2a2"]
 
 

@@ -80,6 +80,8 @@ def family_kernel(args, autoscheduled: bool = False) -> Kernel:
                   and (k.targets == "li2018") == autoscheduled and args.bits in k.engines]
     if len(candidates) > 1:
         candidates = [k for k in candidates if k.params.get("algorithm", args.algorithm) == args.algorithm]
+    if len(candidates) > 1:  # table_conv at 2,2: the W2 library, not the codebook engine's three planes
+        candidates = [k for k in candidates if k.params.get("weight_bits", str(args.bits[0])) == str(args.bits[0])]
     if len(candidates) != 1:
         timed = sorted({f"{w},{a}" for k in kernel_list() if k.generator == args.family for w, a in k.engines})
         raise SystemExit(f"bench/sweep.py: halibit-bench-kernels times no {args.family} library at --bits "

@@ -1,6 +1,7 @@
 // bitserial_conv against the reference convolution, bit for bit: every (W, A) in W1..4 x A1..4,
 // every weight encoding, the shape sweep of conv_cases.h, and all three output kinds.
 #include <algorithm>
+#include <cstdlib>
 
 #include "conv_cases.h"
 
@@ -181,6 +182,82 @@ TEST(BitserialConvThresholds, ShiftOf62AtFourBitCodes) {
         rq.bias.push_back(int64_t(1) << 62);  // (acc M + 2^62 + 2^61) >> 62 = 1 for these sums
     }
     EXPECT_EQ(layer.mismatch(rq), "");
+}
+
+// Codebook weights on the level index's bit planes (pack_codebook_weights), run by the table
+// kernels: 2 and 4 levels, affine in the bits (two planes) or not (three), levels at the int8
+// bounds, A1..A4, over the shape sweep, and with every weight the last level and every code the
+// largest (every plane all ones: the byte accumulators at their bound). Scalar builds have no
+// table kernels: the call is refused there.
+struct CodebookCase {
+    std::vector<int> levels;
+    int a;
+};
+
+void PrintTo(const CodebookCase& k, std::ostream* os) {
+    *os << "levels";
+    for (int l : k.levels) *os << " " << l;
+    *os << ", a" << k.a;
+}
+
+class BitserialConvCodebook : public ::testing::TestWithParam<CodebookCase> {
+protected:
+    void SetUp() override { use_test_isa(); }
+};
+
+void check_codebook_case(const ConvCase& cc, const CodebookCase& k, bool extreme) {
+    SCOPED_TRACE(cc.name() + " a" + std::to_string(k.a) + (extreme ? " extreme" : ""));
+    const int cin_g = cc.cin / cc.groups, w_bits = k.levels.size() == 2 ? 1 : 2;
+    auto codes = random_codes(cc.n, cc.h, cc.w, cc.cin, k.a);
+    ref::Tensor4<int8_t> weights(cc.cout, cc.kernel, cc.kernel, cin_g);
+    std::uniform_int_distribution<size_t> pick(0, k.levels.size() - 1);
+    for (auto& v : weights.data) v = int8_t(k.levels[extreme ? k.levels.size() - 1 : pick(rng())]);
+    if (extreme) std::fill(codes.data.begin(), codes.data.end(), uint8_t((1 << k.a) - 1));
+    auto expected = ref::conv(codes, weights, {cc.stride, cc.pad, cc.groups});
+    PackedActivations in;
+    pack_activations(codes.data.data(), {cc.n, cc.h, cc.w, cc.cin}, k.a, cc.groups, in, cc.pad);
+    auto pw = pack_codebook_weights(weights.data.data(), cc.cout, cc.kernel, cc.kernel, cin_g, cc.groups, k.levels);
+    const bool affine = k.levels.size() == 2 || k.levels[3] - k.levels[2] - k.levels[1] + k.levels[0] == 0;
+    EXPECT_EQ(pw.bits, k.levels.size() == 2 ? 1 : affine ? 2 : 3);
+    if (forced_isa() == Isa::scalar) {
+        std::vector<int32_t> acc(expected.size());
+        EXPECT_THROW(bitserial_conv(in, pw, {cc.stride, cc.pad}, acc.data()), Error);
+        return;
+    }
+    check_outputs(in, pw, {cc.stride, cc.pad}, expected, {w_bits, k.a, WeightEncoding::codebook}, cc.groups);
+}
+
+TEST_P(BitserialConvCodebook, MatchesReferenceOverShapeSweep) {
+    for (const ConvCase& cc : conv_sweep()) check_codebook_case(cc, GetParam(), false);
+    check_codebook_case({1, 6, 7, 128, 70, 3, 1, 1, 1}, GetParam(), true);
+    check_codebook_case({1, 5, 5, 64, 64, 3, 2, 1, 1}, GetParam(), true);
+}
+
+std::vector<CodebookCase> codebook_cases() {
+    std::vector<CodebookCase> v;
+    for (int a = 1; a <= 4; a++)
+        for (std::vector<int> levels : std::vector<std::vector<int>>{
+                 {-7, -1, 2, 9}, {-128, -3, 100, 127}, {0, 1, -2, -1}, {127, -128, 5, 5}, {-128, 127}, {3, 5}})
+            v.push_back({levels, a});
+    return v;
+}
+
+INSTANTIATE_TEST_SUITE_P(Levels, BitserialConvCodebook, ::testing::ValuesIn(codebook_cases()), [](const auto& info) {
+    std::string name = "a" + std::to_string(info.param.a);
+    for (int l : info.param.levels) name += (l < 0 ? "_m" : "_") + std::to_string(std::abs(l));
+    return name;
+});
+
+TEST(BitserialConvErrors, CodebookValueOutsideTheLevelsIsReported) {
+    std::vector<int8_t> w = {-7, 9, 3};
+    try {
+        pack_codebook_weights(w.data(), 1, 1, 1, 3, 1, {-7, -1, 2, 9});
+        FAIL() << "expected halibit::Error";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("value 3 at [0,0,0,2] is not one of the codebook's levels"), std::string::npos)
+            << e.what();
+    }
+    EXPECT_THROW(pack_codebook_weights(w.data(), 1, 1, 1, 3, 1, {-7, -1, 3}), Error);  // 3 levels
 }
 
 TEST(BitserialConvErrors, MismatchedGroupsAreReported) {

@@ -66,27 +66,44 @@ TEST(KernelChoice, LutRunsWhereItApplies) {
     }
 }
 
-// Codebook layers: the pairwise table under auto and lut where its byte products hold the levels
-// (|level| x the largest code inside int8), conv_u8 otherwise.
-TEST(KernelChoice, CodebookLayersRunThePairwiseTable) {
+// Codebook layers: the table kernels on the level index's planes where they run (W <= 2, A <= 4,
+// the sums inside 16 bits, not scalar) under bitserial, and under auto where they pay (avx2 at
+// 64 output channels per group, arm64); the pairwise table under lut where its byte products hold
+// the levels (|level| x the largest code inside int8); conv_u8 otherwise.
+TEST(KernelChoice, CodebookLayersRunTheTablesWhereTheyPay) {
     const WeightEncoding cb = WeightEncoding::codebook;
-    auto pick_cb = [&](KernelChoice k, int w, int a, int lo, int hi, bool zero_padding = true) {
-        ConvChoiceInput c{cb, w, a, zero_padding, Isa::avx2, kResNetLayer, 64, 64 * 9};
+    auto pick_cb = [&](KernelChoice k, int w, int a, int lo, int hi, bool zero_padding = true, Isa isa = Isa::avx2,
+                       int64_t window = 64 * 9, int out_channels = 64) {
+        ConvChoiceInput c{cb, w, a, zero_padding, isa, kResNetLayer, out_channels, window};
         c.min_weight = lo;
         c.max_weight = hi;
         return choose_conv(k, c).algorithm;
     };
-    for (KernelChoice k : {KernelChoice::automatic, KernelChoice::lut}) {
-        EXPECT_EQ(pick_cb(k, 2, 2, -42, 42), ConvAlgorithm::pairwise);
-        EXPECT_EQ(pick_cb(k, 2, 2, -42, 43), ConvAlgorithm::u8);   // 43 x 3 = 129
-        EXPECT_EQ(pick_cb(k, 2, 2, -43, 40), ConvAlgorithm::u8);   // -129
-        EXPECT_EQ(pick_cb(k, 1, 1, -128, 127), ConvAlgorithm::pairwise);
-        EXPECT_EQ(pick_cb(k, 2, 3, -18, 18), ConvAlgorithm::u8);   // the table takes A <= 2
-        EXPECT_EQ(pick_cb(k, 3, 2, -5, 5), ConvAlgorithm::u8);     // and 4 levels
-        EXPECT_EQ(pick_cb(k, 2, 2, -5, 5, false), ConvAlgorithm::u8);  // pad values
+    const auto bitserial = ConvAlgorithm::bitserial, u8 = ConvAlgorithm::u8, pairwise = ConvAlgorithm::pairwise;
+    for (Isa isa : {Isa::avx512, Isa::avx2, Isa::arm64, Isa::arm64_dotprod, Isa::scalar}) {
+        const bool pays = isa == Isa::avx2 || isa == Isa::arm64 || isa == Isa::arm64_dotprod;
+        const auto tables = isa == Isa::scalar ? u8 : bitserial;
+        for (KernelChoice k : {KernelChoice::automatic, KernelChoice::bitserial}) {
+            const auto want = k == KernelChoice::bitserial || pays ? tables : u8;
+            EXPECT_EQ(pick_cb(k, 2, 2, -128, 127, true, isa), want);
+            EXPECT_EQ(pick_cb(k, 1, 4, -42, 42, true, isa), want);
+            EXPECT_EQ(pick_cb(k, 2, 4, -5, 5, true, isa, 4369), want);  // 4369 x 15 = 65535
+            EXPECT_EQ(pick_cb(k, 2, 4, -5, 5, true, isa, 4370), u8);
+            EXPECT_EQ(pick_cb(k, 3, 2, -5, 5, true, isa), u8);          // 8 levels
+            EXPECT_EQ(pick_cb(k, 2, 2, -5, 5, false, isa), u8);         // pad values
+        }
+        // Under auto on avx2, 32 output channels: conv_u8.
+        EXPECT_EQ(pick_cb(KernelChoice::automatic, 2, 2, -5, 5, true, isa, 64 * 9, 32),
+                  isa == Isa::avx2 || isa == Isa::avx512 || isa == Isa::scalar ? u8 : bitserial);
+        EXPECT_EQ(pick_cb(KernelChoice::lut, 2, 2, -42, 42, true, isa), pairwise);
+        EXPECT_EQ(pick_cb(KernelChoice::lut, 2, 2, -42, 43, true, isa), u8);  // 43 x 3 = 129
+        EXPECT_EQ(pick_cb(KernelChoice::lut, 2, 2, -43, 40, true, isa), u8);  // -129
+        EXPECT_EQ(pick_cb(KernelChoice::lut, 1, 1, -128, 127, true, isa), pairwise);
+        EXPECT_EQ(pick_cb(KernelChoice::lut, 2, 3, -18, 18, true, isa), u8);  // the table takes A <= 2
+        EXPECT_EQ(pick_cb(KernelChoice::lut, 3, 2, -5, 5, true, isa), u8);    // and 4 levels
+        EXPECT_EQ(pick_cb(KernelChoice::lut, 2, 2, -5, 5, false, isa), u8);   // pad values
+        EXPECT_EQ(pick_cb(KernelChoice::u8, 2, 2, -5, 5, true, isa), u8);
     }
-    EXPECT_EQ(pick_cb(KernelChoice::u8, 2, 2, -5, 5), ConvAlgorithm::u8);
-    EXPECT_EQ(pick_cb(KernelChoice::bitserial, 2, 2, -5, 5), ConvAlgorithm::u8);  // no bit planes
 }
 
 // Within the bit-serial family: the table kernels where their 16-bit sums fit, on AVX2 and arm64
@@ -126,7 +143,9 @@ TEST(KernelChoice, ForcedChoicesThatCannotRunSayWhy) {
     EXPECT_EQ(refused(KernelChoice::bitserial, s, 8, 2), "its w8 weights are wider than 4 bits");
     EXPECT_EQ(refused(KernelChoice::bitserial, s, 2, 8), "its a8 activations are wider than 4 bits");
     EXPECT_EQ(refused(KernelChoice::lut, s, 2, 8), "");
-    EXPECT_EQ(refused(KernelChoice::bitserial, cb, 2, 2, true, -5, 5), "codebook weights have no bit planes");
+    EXPECT_EQ(refused(KernelChoice::bitserial, cb, 2, 2, true, -5, 5), "");
+    EXPECT_EQ(refused(KernelChoice::bitserial, cb, 3, 2, true, -5, 5),
+              "the table kernels take codebooks of W <= 2 on A <= 4, not w3a2");
     EXPECT_EQ(refused(KernelChoice::lut, cb, 2, 3, true, -5, 5),
               "the pairwise table takes codebooks of W <= 2 on A <= 2, not w2a3");
     EXPECT_EQ(refused(KernelChoice::lut, cb, 2, 2, true, -43, 5), "a level times the largest code leaves int8");

@@ -315,8 +315,9 @@ TEST(ModelFile, PackedWeightsGiveTheVersion1Values) {
 }
 
 // Codebook layers compute what the same values as plain 8-bit weights compute, on every kernel
-// choice: the fc (reading 2-bit codes, levels inside the int8 products) runs the pairwise table
-// under auto and lut, the conv (reading the 8-bit image) conv_u8.
+// choice: the fc (reading 2-bit codes, 2 output channels) runs the table kernels under bitserial,
+// the pairwise table under lut (its levels inside the int8 products), conv_u8 under auto (but on
+// arm64) and u8; the conv (reading the 8-bit image) conv_u8.
 TEST(ModelFile, CodebookWeightsRunTheirLevels) {
     const std::vector<int> levels = {-7, -1, 2, 9};
     ModelBytes cb = valid_model_v2();
@@ -355,11 +356,21 @@ TEST(ModelFile, CodebookWeightsRunTheirLevels) {
         o.kernels = k;
         Session s(model, o);
         EXPECT_EQ(s.run(image.data(), 1), want) << int(k);
-        const bool pairwise = k == KernelChoice::automatic || k == KernelChoice::lut;
-        EXPECT_EQ(s.profile()[2].kernel, pairwise ? "lut pairwise w2a2 codebook" : "u8 w2a2") << int(k);
+        // The table kernels on the level index's three planes (-7 - 1 - 2 + 9 != 0) under bitserial
+        // (and auto on arm64, where they pay), the pairwise table under lut.
+        const Isa isa = resolved_isa(Isa::automatic);
+        const bool arm = isa == Isa::arm64 || isa == Isa::arm64_dotprod;
+        const bool tables = (k == KernelChoice::bitserial && isa != Isa::scalar) || (k == KernelChoice::automatic && arm);
+        const bool pairwise = k == KernelChoice::lut;
+        EXPECT_EQ(s.profile()[2].kernel, tables     ? "bitserial w2a2 codebook"
+                                         : pairwise ? "lut pairwise w2a2 codebook"
+                                                    : "u8 w2a2")
+            << int(k);
         EXPECT_EQ(s.profile()[0].kernel, "u8 w2a8") << int(k);
         // What ran: conv_u8's full-range or narrow (int16 sums) library, as the codes allow.
-        if (pairwise)
+        if (tables)
+            EXPECT_EQ(s.profile()[2].implementation, "table_conv_w3_int32") << int(k);
+        else if (pairwise)
             EXPECT_EQ(s.profile()[2].implementation, "lut_pairwise_int32") << int(k);
         else
             EXPECT_TRUE(s.profile()[2].implementation == "conv_u8_int32" ||

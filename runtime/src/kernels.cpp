@@ -1,6 +1,7 @@
 // Thin wrappers that describe packed tensors to the Halide kernels as strided buffers.
 #include "halibit/kernels.h"
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <string>
@@ -101,28 +102,21 @@ ActivationShape conv_output_shape(const PackedActivations& in, const PackedWeigh
             conv_out_size(in.shape.w, w.kernel_w, g.stride, g.pad), w.out_channels};
 }
 
-PackedWeights pack_weights(const int8_t* ohwi, int out_channels, int kernel_h, int kernel_w, int cin_per_group, int groups,
-                           WeightEncoding encoding, int bits) {
-    if (!encoding_is_fixed(encoding))
-        throw Error("weights: codebook weights have no bit planes (prepare_lut_codebook_weights or conv_u8 run them)");
-    if (!encoding_supports_bits(encoding, bits))
-        throw Error(std::string("weights: encoding ") + encoding_name(encoding) + " does not support " + std::to_string(bits) + " bits");
-    PackedWeights p;
-    static_cast<WeightShape&>(p) = weight_shape("weights", out_channels, kernel_h, kernel_w, cin_per_group, groups);
-    p.encoding = encoding;
-    p.bits = bits;
-    const int cp = p.padded_channels(), words = p.words(), cog = p.out_channels_per_group();
-    p.words_data.assign(size_t(cp) * words * bits * kernel_w * kernel_h * groups, 0);
-    for (int o = 0; o < out_channels; o++)
+namespace {
+
+// The planes of `p` (its shape, encoding and bits set) from the weights' plane bits:
+// plane_bits(value, o, ky, kx, ci) gives bit i of the weight's planes at bit i.
+template <typename PlaneBits>
+void pack_planes(PackedWeights& p, const int8_t* ohwi, PlaneBits plane_bits) {
+    const int cp = p.padded_channels(), words = p.words(), cog = p.out_channels_per_group(), bits = p.bits;
+    const int kernel_h = p.kernel_h, kernel_w = p.kernel_w, cin_per_group = p.in_channels_per_group;
+    p.words_data.assign(size_t(cp) * words * bits * kernel_w * kernel_h * p.groups, 0);
+    for (int o = 0; o < p.out_channels; o++)
         for (int ky = 0; ky < kernel_h; ky++)
             for (int kx = 0; kx < kernel_w; kx++)
                 for (int ci = 0; ci < cin_per_group; ci++) {
                     const int w = ohwi[((size_t(o) * kernel_h + ky) * kernel_w + kx) * cin_per_group + ci];
-                    if (!encoding_contains(encoding, bits, w))
-                        throw Error("weights: value " + std::to_string(w) + " at [" + std::to_string(o) + "," +
-                                    std::to_string(ky) + "," + std::to_string(kx) + "," + std::to_string(ci) +
-                                    "] is not a " + std::to_string(bits) + "-bit " + encoding_name(encoding) + " weight");
-                    const uint32_t code = encode_weight(encoding, bits, w);
+                    const uint32_t code = plane_bits(w, o, ky, kx, ci);
                     const int g = o / cog, c = o % cog, k = ci / 64;
                     for (int i = 0; i < bits; i++) {
                         size_t idx = c + size_t(cp) * (k + size_t(words) * (i + size_t(bits) * (kx + size_t(kernel_w) * (ky + size_t(kernel_h) * g))));
@@ -130,8 +124,8 @@ PackedWeights pack_weights(const int8_t* ohwi, int out_channels, int kernel_h, i
                     }
                 }
     // (c, k, i, tap) words to (c % 64, i, m, k, tap, c / 64) nibbles; `tap` runs over (kx, ky, g).
-    p.nibbles.resize(p.words_data.size() * 16);
-    const size_t taps = size_t(kernel_w) * kernel_h * groups, block = p.nibble_block_bytes();
+    p.nibbles.assign(p.words_data.size() * 16, 0);
+    const size_t taps = size_t(kernel_w) * kernel_h * p.groups, block = p.nibble_block_bytes();
     for (size_t tap = 0; tap < taps; tap++)
         for (int k = 0; k < words; k++)
             for (int i = 0; i < bits; i++)
@@ -142,6 +136,60 @@ PackedWeights pack_weights(const int8_t* ohwi, int out_channels, int kernel_h, i
                         row[kWeightChannelAlign * (i + size_t(bits) * (m + 16 * (k + size_t(words) * tap)))] =
                             uint8_t((word >> (4 * m)) & 15);
                 }
+}
+
+std::string weight_position(int o, int ky, int kx, int ci) {
+    return "[" + std::to_string(o) + "," + std::to_string(ky) + "," + std::to_string(kx) + "," + std::to_string(ci) + "]";
+}
+
+}  // namespace
+
+PackedWeights pack_weights(const int8_t* ohwi, int out_channels, int kernel_h, int kernel_w, int cin_per_group, int groups,
+                           WeightEncoding encoding, int bits) {
+    if (!encoding_is_fixed(encoding))
+        throw Error("weights: codebook weights have no fixed bit planes (pack_codebook_weights, "
+                    "prepare_lut_codebook_weights or conv_u8 run them)");
+    if (!encoding_supports_bits(encoding, bits))
+        throw Error(std::string("weights: encoding ") + encoding_name(encoding) + " does not support " + std::to_string(bits) + " bits");
+    PackedWeights p;
+    static_cast<WeightShape&>(p) = weight_shape("weights", out_channels, kernel_h, kernel_w, cin_per_group, groups);
+    p.encoding = encoding;
+    p.bits = bits;
+    for (int i = 0; i < bits; i++) p.coefficients.push_back(plane_coefficient(encoding, bits, i));
+    p.activation_offset = activation_offset(encoding, bits);
+    pack_planes(p, ohwi, [&](int w, int o, int ky, int kx, int ci) {
+        if (!encoding_contains(encoding, bits, w))
+            throw Error("weights: value " + std::to_string(w) + " at " + weight_position(o, ky, kx, ci) + " is not a " +
+                        std::to_string(bits) + "-bit " + encoding_name(encoding) + " weight");
+        return encode_weight(encoding, bits, w);
+    });
+    return p;
+}
+
+PackedWeights pack_codebook_weights(const int8_t* ohwi, int out_channels, int kernel_h, int kernel_w, int cin_per_group,
+                                    int groups, const std::vector<int>& levels) {
+    if (levels.size() != 2 && levels.size() != 4)
+        throw Error("weights: codebook planes take 2 or 4 levels, not " + std::to_string(levels.size()));
+    PackedWeights p;
+    static_cast<WeightShape&>(p) = weight_shape("weights", out_channels, kernel_h, kernel_w, cin_per_group, groups);
+    p.encoding = WeightEncoding::codebook;
+    const int l0 = levels[0];
+    p.activation_offset = l0;
+    p.coefficients = {levels[1] - l0};
+    if (levels.size() == 4) {
+        p.coefficients.push_back(levels[2] - l0);
+        const int both = levels[3] - levels[2] - levels[1] + l0;
+        if (both != 0) p.coefficients.push_back(both);
+    }
+    p.bits = int(p.coefficients.size());
+    pack_planes(p, ohwi, [&](int w, int o, int ky, int kx, int ci) {
+        const auto at = std::find(levels.begin(), levels.end(), w);
+        if (at == levels.end())
+            throw Error("weights: value " + std::to_string(w) + " at " + weight_position(o, ky, kx, ci) +
+                        " is not one of the codebook's levels");
+        const uint32_t u = uint32_t(at - levels.begin());
+        return u | ((u & (u >> 1) & 1u) << 2);  // b0, b1, b0 b1 (the third plane, where kept)
+    });
     return p;
 }
 
@@ -169,9 +217,19 @@ std::atomic<bool> g_popcount_forced{false};
 // Whether the table kernels (generators/table_conv_generator.cpp) run this convolution
 // (choose_bitserial_kernel). Never for the autoscheduler baseline nor a schedule experiment's
 // variant, which are benchmarked as themselves, nor while the tests force the popcount kernels.
+// Codebook planes run on the table kernels only (halibit::Error where they cannot).
 bool use_tables(const PackedActivations& in, const PackedWeights& w, Kernel k, bool bconv) {
-    if (k == Kernel::halibit_bitserial_conv_auto || kernel_overridden(k) || g_popcount_forced) return false;
     const int taps = w.kernel_h * w.kernel_w;
+    if (w.encoding == WeightEncoding::codebook) {
+        const Isa isa = resolved_isa(Isa::automatic);
+        if (k == Kernel::halibit_bitserial_conv_auto || kernel_overridden(k) || g_popcount_forced ||
+            !codebook_tables_run(isa, 2, int64_t(w.in_channels_per_group) * taps, in.planes))
+            throw Error(std::string("bitserial_conv: codebook weights run on the table kernels only, which do not take "
+                                    "this convolution (") + isa_name(isa) + ", " + std::to_string(in.planes) +
+                        "-bit activations, window of " + std::to_string(int64_t(w.in_channels_per_group) * taps) + ")");
+        return true;
+    }
+    if (k == Kernel::halibit_bitserial_conv_auto || kernel_overridden(k) || g_popcount_forced) return false;
     return choose_bitserial_kernel(resolved_isa(Isa::automatic), bconv, w.bits, taps,
                                    int64_t(w.in_channels_per_group) * taps, in.planes) == BitserialKernel::table;
 }
@@ -236,10 +294,10 @@ void table_conv(const PackedActivations& in, const PackedWeights& w, ConvGeometr
                                                      {w.groups, int(w.nibble_block_bytes()) / w.groups},
                                                      {w.padded_channels() / kWeightChannelAlign, int(w.nibble_block_bytes())}});
     int32_t coefficients[4];
-    for (int i = 0; i < w.bits; i++) coefficients[i] = bconv ? -2 : plane_coefficient(w.encoding, w.bits, i);
+    for (int i = 0; i < w.bits; i++) coefficients[i] = bconv ? -2 : w.coefficients[i];
     auto coef = view<int32_t>(coefficients, {{w.bits, 1}});
     const int32_t flush_class = bconv || in.planes == 1 ? 0 : in.planes == 2 ? 1 : 2;
-    const int32_t offset = bconv ? 0 : activation_offset(w.encoding, w.bits);
+    const int32_t offset = bconv ? 0 : w.activation_offset;
     const Requantization& rq = out.codes ? *out.rq : no_requantization();
     auto multiplier = multiplier_view(rq);
     auto bias = bias_view(rq);

@@ -258,7 +258,10 @@ void Session::Impl::plan(int new_batch) {
                 for (int64_t v : m.stored(l.int32_bias).values()) s.int32_bias.push_back(int32_t(v));
             const int cg = in.c / l.groups;
             if (s.kind == Kind::conv_bitserial) {
-                s.packed_weights = pack_weights(ohwi, out.c, l.kernel_h, l.kernel_w, cg, l.groups, l.encoding, l.weight_bits);
+                s.packed_weights =
+                    l.encoding == WeightEncoding::codebook
+                        ? pack_codebook_weights(ohwi, out.c, l.kernel_h, l.kernel_w, cg, l.groups, l.levels)
+                        : pack_weights(ohwi, out.c, l.kernel_h, l.kernel_w, cg, l.groups, l.encoding, l.weight_bits);
                 weights_size += s.packed_weights.words_data.size() * 8;
                 s.kernel = std::string("bitserial w") + std::to_string(l.weight_bits) + "a" + std::to_string(in.bits) + " " +
                            encoding_name(l.encoding);

@@ -66,7 +66,11 @@ WeightShape weight_shape(const char* what, int out_channels, int kernel_h, int k
 // channel c innermost and padded with zeros to a multiple of kWeightChannelAlign.
 struct PackedWeights : WeightShape {
     WeightEncoding encoding = WeightEncoding::signed_;
-    int bits = 1;
+    int bits = 1;  // weight planes (codebook: 1 to 3 planes of the level index, see pack_codebook_weights)
+    // sum_c w_c a_c = activation_offset x sum_c a_c + sum_i coefficients[i] x sum_c (bit i of w_c) a_c
+    // (encoding.h's plane_coefficient and activation_offset for the fixed encodings).
+    std::vector<int32_t> coefficients;
+    int32_t activation_offset = 0;
     std::vector<uint64_t> words_data;
     // The same bits for the table kernels, one nibble (4 input channels) per byte:
     // nibbles(c % 64, i, m, k, kx, ky, g, c / 64) holds bits 4m..4m+3 of word k, each block of 64
@@ -84,6 +88,16 @@ struct PackedWeights : WeightShape {
 // member of `encoding` at `bits`; throws halibit::Error naming the first one that is not.
 PackedWeights pack_weights(const int8_t* ohwi, int out_channels, int kernel_h, int kernel_w, int in_channels_per_group,
                            int groups, WeightEncoding encoding, int bits);
+
+// Codebook weights of 2 or 4 levels (W = 1, 2) as bit planes of the level index u = b0 + 2 b1, for
+// the table kernels (the popcount kernels fold the fixed encodings into their code and do not
+// take them): with L = levels,
+//   w = L[0] + (L[1] - L[0]) b0 + (L[2] - L[0]) b1 + (L[3] - L[2] - L[1] + L[0]) b0 b1
+// so the planes are b0, b1 and b0 b1, the last left out where its coefficient is 0 (levels
+// affine in the bits, as every uniform encoding's are). `ohwi` holds level values; a value that
+// is no level throws halibit::Error naming it.
+PackedWeights pack_codebook_weights(const int8_t* ohwi, int out_channels, int kernel_h, int kernel_w,
+                                    int in_channels_per_group, int groups, const std::vector<int>& levels);
 
 // Per output channel dyadic requantization: clamp((acc*M + B + 2^(S-1)) >> S, 0, 2^out_bits - 1).
 struct Requantization {
