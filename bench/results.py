@@ -21,7 +21,7 @@ import subprocess
 import sys
 import tempfile
 
-LAYERS = ["56x56x64", "28x28x128", "14x14x256", "7x7x512", "28x28x128to512"]
+LAYERS = ["56x56x64", "28x28x128", "14x14x256", "7x7x512", "28x28x128to512", "224x224x3to64k7s2"]
 GEOMEAN_LAYERS = LAYERS[:4]
 PEERS = ["onednn_u8s8", "xnnpack_qs8"]
 HALIBIT = ["bconv_w1a1", "bitserial_w1a2", "bitserial_w2a2", "bitserial_w4a4", "codebook_w2a2", "u8_w8a8", "u8_w4a4",
@@ -115,7 +115,8 @@ def main(argv=None) -> int:
         f"- Machine: {cpu_name}",
         f"- Each table: one run of `halibit-bench-kernels`, single thread, {args.repetitions} interleaved"
         f" repetitions, the fastest of each; time(onednn_u8s8) / time(engine), higher is faster; batch 1,"
-        " ResNet-18 layer shapes (3x3 stride 1 padding 1, and 1x1 28x28x128 -> 512).",
+        " ResNet-18 layer shapes (3x3 stride 1 padding 1, 1x1 28x28x128 -> 512, and the 7x7 stride-2 stem"
+        " 224x224x3 -> 64, which only the 8-bit engines run).",
         "- halibit's times include packing the input into bit planes and the fused output stage (requantized"
         " codes, like oneDNN's u8 output).",
         "- Whole networks against PyTorch and onnxruntime: `bench/compare_peers.py` (docs/compare_peers.md).",

@@ -107,7 +107,7 @@ TEST(KernelChoice, CodebookLayersRunTheTablesWhereTheyPay) {
 }
 
 // Within the bit-serial family: the table kernels where their 16-bit sums fit, on AVX2 and arm64
-// always, on AVX-512 for bitserial (not bconv) layers of W <= 2 with more than one tap.
+// always, on AVX-512 for bitserial (not bconv) layers of W2 x A2 or A4 with more than one tap.
 TEST(KernelChoice, BitserialLayersRunTheTableKernelsWhereTheirSumsFit) {
     auto pick_kernel = [](Isa isa, bool bconv, int w, int taps, int64_t window, int a) {
         return choose_bitserial_kernel(isa, bconv, w, taps, window, a);
@@ -119,6 +119,11 @@ TEST(KernelChoice, BitserialLayersRunTheTableKernelsWhereTheirSumsFit) {
     EXPECT_EQ(pick_kernel(Isa::avx512, false, 2, 1, 512, 2), BitserialKernel::popcount);   // 1x1
     EXPECT_EQ(pick_kernel(Isa::avx512, false, 3, 9, 512 * 9, 2), BitserialKernel::popcount);
     EXPECT_EQ(pick_kernel(Isa::avx512, true, 1, 9, 512 * 9, 1), BitserialKernel::popcount);  // bconv
+    EXPECT_EQ(pick_kernel(Isa::avx512, false, 1, 9, 512 * 9, 1), BitserialKernel::popcount);
+    EXPECT_EQ(pick_kernel(Isa::avx512, false, 1, 9, 512 * 9, 2), BitserialKernel::popcount);
+    EXPECT_EQ(pick_kernel(Isa::avx512, false, 2, 9, 512 * 9, 1), BitserialKernel::popcount);
+    EXPECT_EQ(pick_kernel(Isa::avx512, false, 2, 9, 64 * 9, 3), BitserialKernel::popcount);
+    EXPECT_EQ(pick_kernel(Isa::avx512, false, 2, 9, 64 * 9, 4), BitserialKernel::table);
     for (Isa isa : {Isa::arm64, Isa::arm64_dotprod}) {
         EXPECT_EQ(pick_kernel(isa, true, 1, 9, 64 * 9, 1), BitserialKernel::table);
         EXPECT_EQ(pick_kernel(isa, false, 2, 1, 512, 2), BitserialKernel::table);

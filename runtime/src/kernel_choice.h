@@ -27,9 +27,12 @@ inline constexpr bool table_sums_fit(int64_t window, int activation_bits) {
 }
 
 // Which kernels run a bit-serial convolution (bconv: sign activations x binary weights) on isa.
-// AVX2: the table kernels wherever their sums fit. AVX-512: bitserial layers of 1- and 2-bit
-// weights with more than one tap, where they beat the vpopcntq kernel (bench/sweep.py
-// --family bitserial_conv compares the two). arm64: the table kernels wherever their sums fit
+// AVX2: the table kernels wherever their sums fit. AVX-512: the vpopcntq kernels but for 2-bit
+// weights on A2 or A4 with more than one tap. A popcount pass costs W x A plane pairs, a table
+// pass W lookups per step for every two activation planes, so the tables gain with A even and W
+// above 1: halibit-bench-kernels, geomean of the 3x3 layers against oneDNN, tables / popcount:
+// W2A2 0.72 / 0.63, W1A2 1.10 / 1.32, and W1A1 in ResNet-18 (halibit bench) 450-630 / 640-1400
+// GMAC/s. arm64: the table kernels wherever their sums fit
 // (`tbl` counts 4 input x 16 output channels, `cnt` 8 bits of one output channel; not timed on
 // hardware here, qemu only). Scalar: the popcount kernels.
 enum class BitserialKernel { popcount, table };
@@ -40,7 +43,9 @@ inline BitserialKernel choose_bitserial_kernel(Isa isa, bool bconv, int weight_b
     case Isa::avx2:
     case Isa::arm64:
     case Isa::arm64_dotprod: return BitserialKernel::table;
-    case Isa::avx512: return !bconv && weight_bits <= 2 && taps > 1 ? BitserialKernel::table : BitserialKernel::popcount;
+    case Isa::avx512:
+        return !bconv && weight_bits == 2 && activation_bits % 2 == 0 && taps > 1 ? BitserialKernel::table
+                                                                                  : BitserialKernel::popcount;
     default: return BitserialKernel::popcount;
     }
 }
