@@ -254,6 +254,7 @@ public:
         s.word_at = word_at;
         s.window = fw.window;
         s.per_pixel = {code_sum, act_sum};
+        s.table_y = rt[4];
         s.c = c; s.i = i; s.g = g; s.p = p; s.n = n; s.m = m;
         s.bits = bits;
         s.tile_vectors = tile_vectors;

@@ -36,7 +36,8 @@ struct TableConvSchedule {
     Func output, sums, table_index, word_at, window;
     Func codes, thresholds;       // codes output: the codes (pure zero, one update per level)
     std::vector<Func> levels;     // codes output: thresholds (c, l, g) and flips (c, g), channel innermost
-    std::vector<Func> per_pixel;  // code_sum, act_sum
+    std::vector<Func> per_pixel;  // code_sum (g, x, y, n), act_sum (g, p, n)
+    RVar table_y;                 // table_index's scatter: the input row
     RVar codes_rvar;              // codes output: the level loop
     std::vector<TableConvClass> classes;
     Var c, i, g, p, n, m;
@@ -109,10 +110,21 @@ inline void schedule_table_conv(TableConvSchedule& s, const std::string& schedul
 
     const int word_lanes = target.natural_vector_size<uint32_t>();
     for (Func f : s.levels) f.vectorize(f.args()[0], word_lanes, TailStrategy::GuardWithIf);
-    // The steps' table indices: 16 nibbles of a word a vector, rows in parallel.
-    s.table_index.update().vectorize(s.m, 16);
+    // The per-call stages in parallel over input rows (serial, they took a fifth of a 56x56 layer's
+    // time at two threads). The steps' table indices: 16 nibbles of a word a vector; the scatter
+    // writes one row per (lookup, word, group, pixel), so rows never collide.
+    s.table_index.update().vectorize(s.m, 16).allow_race_conditions().parallel(s.table_y);
+    // Few, large tasks: each parallel loop is a fork and join on the thread pool's lock.
+    Func code_sum = s.per_pixel[0], act_sum = s.per_pixel[1];
+    const Var cx = code_sum.args()[1], cy = code_sum.args()[2];
+    code_sum.vectorize(cx, word_lanes, TailStrategy::GuardWithIf).parallel(cy, 8, TailStrategy::GuardWithIf);
+    code_sum.update().vectorize(cx, word_lanes, TailStrategy::GuardWithIf).parallel(cy, 8, TailStrategy::GuardWithIf);
+    Var pa("pa"), pb("pb");
+    act_sum.split(s.p, pa, pb, 512, TailStrategy::GuardWithIf).parallel(pa).vectorize(pb, word_lanes);
+    act_sum.update().split(s.p, pa, pb, 512, TailStrategy::GuardWithIf).parallel(pa).vectorize(pb, word_lanes);
 
-    // Tasks of `block` pixels; in a task, channel tiles outermost, then pixel tiles.
+    // Tasks of one channel tile x `block` pixels (a layer of few pixels still has as many tasks
+    // as channel tiles); a task's weights stay in L2 while its pixel tiles read them.
     Var co("co"), ci("ci"), pt("pt"), pr("pr"), po("po"), pi("pi"), task("task");
     Func out = s.output;
     const int out_lanes = out.output_types()[0] == Int(32) ? target.natural_vector_size<int32_t>() : lanes;
@@ -123,7 +135,8 @@ inline void schedule_table_conv(TableConvSchedule& s, const std::string& schedul
         .vectorize(ci, out_lanes, TailStrategy::GuardWithIf)
         .unroll(ci)
         .unroll(pi)
-        .fuse(pt, g, task)
+        .fuse(co, pt, task)
+        .fuse(task, g, task)
         .fuse(task, n, task)
         .parallel(task);
 
