@@ -51,9 +51,15 @@ inline BitserialKernel choose_bitserial_kernel(Isa isa, bool bconv, int weight_b
 }
 
 // Codebook weights as bit planes (pack_codebook_weights: W <= 2, up to 3 planes) run on the
-// table kernels alone, on every ISA that has them (not scalar), where the sums fit and A <= 4.
-inline bool codebook_tables_run(Isa isa, int weight_bits, int64_t window, int activation_bits) {
-    return isa != Isa::scalar && weight_bits <= 2 && activation_bits <= 4 && table_sums_fit(window, activation_bits);
+// table kernels alone, on every ISA that has them (not scalar), where the sums fit and A <= 4:
+// why they cannot run a layer, "" where they can.
+inline std::string codebook_tables_refusal(Isa isa, int weight_bits, int64_t window, int activation_bits) {
+    if (isa == Isa::scalar) return "codebook weights run on the table kernels, which scalar builds lack";
+    if (weight_bits > 2 || activation_bits > 4)
+        return "the table kernels take codebooks of W <= 2 on A <= 4, not w" + std::to_string(weight_bits) + "a" +
+               std::to_string(activation_bits);
+    if (!table_sums_fit(window, activation_bits)) return "the window's sums overflow the table kernels' 16-bit sums";
+    return "";
 }
 
 // For the kernel tests, which check both implementations on every ISA: while on, bconv() and
@@ -100,7 +106,7 @@ inline ConvChoice choose_conv(KernelChoice choice, const ConvChoiceInput& c) {
     if (!c.zero_padding && choice != KernelChoice::automatic) return u8("its input is padded with non-zero codes");
     if (choice == KernelChoice::u8) return u8("");
     // Codebook weights: `bitserial` runs the table kernels on the level index's bit planes where
-    // they run (codebook_tables_run), `lut` the pairwise table where its byte products hold the
+    // they run (codebook_tables_refusal), `lut` the pairwise table where its byte products hold the
     // levels (W <= 2, A <= 2, every level x largest code inside int8). `auto` takes the table
     // kernels where they pay (halibit-bench-kernels' codebook_w2a2 engine, three planes, against
     // u8_w4a4, and `halibit bench` per layer): on avx2 with at least 64 output channels per group
@@ -110,19 +116,13 @@ inline ConvChoice choose_conv(KernelChoice choice, const ConvChoiceInput& c) {
     // ISA measured (0.35 of oneDNN on avx512; 8x conv_u8's time on scalar).
     if (c.encoding == WeightEncoding::codebook) {
         if (!c.zero_padding) return u8("");
-        const bool tables = codebook_tables_run(c.isa, c.weight_bits, c.window, c.activation_bits);
+        const std::string refusal = codebook_tables_refusal(c.isa, c.weight_bits, c.window, c.activation_bits);
         if (choice == KernelChoice::automatic) {
             const bool pays = c.isa == Isa::arm64 || c.isa == Isa::arm64_dotprod ||
                               (c.isa == Isa::avx2 && c.out_channels_per_group >= kTableMinOutChannelsAvx2);
-            return {tables && pays ? ConvAlgorithm::bitserial : ConvAlgorithm::u8, ""};
+            return {refusal.empty() && pays ? ConvAlgorithm::bitserial : ConvAlgorithm::u8, ""};
         }
-        if (choice == KernelChoice::bitserial) {
-            if (tables) return {ConvAlgorithm::bitserial, ""};
-            if (c.isa == Isa::scalar) return u8("codebook weights run on the table kernels, which scalar builds lack");
-            if (c.weight_bits > 2 || c.activation_bits > 4)
-                return u8("the table kernels take codebooks of W <= 2 on A <= 4, not " + w + a);
-            return u8("the window's sums overflow the table kernels' 16-bit sums");
-        }
+        if (choice == KernelChoice::bitserial) return refusal.empty() ? ConvChoice{ConvAlgorithm::bitserial, ""} : u8(refusal);
         if (c.weight_bits > 2 || c.activation_bits > 2)
             return u8("the pairwise table takes codebooks of W <= 2 on A <= 2, not " + w + a);
         if (!pairwise_level_fits(c.min_weight, c.activation_bits) || !pairwise_level_fits(c.max_weight, c.activation_bits))

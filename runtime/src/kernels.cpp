@@ -220,18 +220,20 @@ std::atomic<bool> g_popcount_forced{false};
 // Codebook planes run on the table kernels only (halibit::Error where they cannot).
 bool use_tables(const PackedActivations& in, const PackedWeights& w, Kernel k, bool bconv) {
     const int taps = w.kernel_h * w.kernel_w;
+    const int64_t window = int64_t(w.in_channels_per_group) * taps;
+    const Isa isa = resolved_isa(Isa::automatic);
+    const bool tables_barred = k == Kernel::halibit_bitserial_conv_auto || kernel_overridden(k) || g_popcount_forced;
     if (w.encoding == WeightEncoding::codebook) {
-        const Isa isa = resolved_isa(Isa::automatic);
-        if (k == Kernel::halibit_bitserial_conv_auto || kernel_overridden(k) || g_popcount_forced ||
-            !codebook_tables_run(isa, 2, int64_t(w.in_channels_per_group) * taps, in.planes))
-            throw Error(std::string("bitserial_conv: codebook weights run on the table kernels only, which do not take "
-                                    "this convolution (") + isa_name(isa) + ", " + std::to_string(in.planes) +
-                        "-bit activations, window of " + std::to_string(int64_t(w.in_channels_per_group) * taps) + ")");
+        // (W = 2 for the check: the planes' count is not the codebook's width, and both widths take them.)
+        std::string refusal = codebook_tables_refusal(isa, 2, window, in.planes);
+        if (refusal.empty() && tables_barred)
+            refusal = "the call runs the autoscheduler baseline, a schedule variant or the popcount kernels, none of which "
+                      "takes codebooks";
+        if (!refusal.empty()) throw Error("bitserial_conv: codebook weights: " + refusal);
         return true;
     }
-    if (k == Kernel::halibit_bitserial_conv_auto || kernel_overridden(k) || g_popcount_forced) return false;
-    return choose_bitserial_kernel(resolved_isa(Isa::automatic), bconv, w.bits, taps,
-                                   int64_t(w.in_channels_per_group) * taps, in.planes) == BitserialKernel::table;
+    return !tables_barred &&
+           choose_bitserial_kernel(isa, bconv, w.bits, taps, window, in.planes) == BitserialKernel::table;
 }
 
 // Where a table kernel writes: int32 accumulators, NHWC, as halibit_bconv_int32 /
