@@ -22,13 +22,19 @@ public:
         Var c("c"), x("x"), y("y"), n("n");
         Expr w = input.dim(1).extent(), h = input.dim(2).extent();
         RDom r(0, kernel_w, 0, kernel_h, "r");
-        Expr ix = x * stride + r[0] - pad, iy = y * stride + r[1] - pad;
-        Expr inside = ix >= 0 && ix < w && iy >= 0 && iy < h;
-        Expr v = input(c, clamp(ix, 0, w - 1), clamp(iy, 0, h - 1), n);
-        output(c, x, y, n) = maximum(select(inside, v, cast<uint8_t>(0)));
+        // Positions outside the image count as 0, and codes are >= 0, so the maximum is the one
+        // over the window's positions inside the image. Clamping the coordinates instead of
+        // selecting gives the same maximum: the window is a contiguous range that holds at least
+        // one inside position, so a clamped outside position lands on one of those. The clamps
+        // are per pixel and tap, not per channel, and leave the channel loads dense.
+        Expr ix = clamp(x * stride + r[0] - pad, 0, w - 1), iy = clamp(y * stride + r[1] - pad, 0, h - 1);
+        Func pooled("pooled");
+        pooled(c, x, y, n) = cast<uint8_t>(0);
+        pooled(c, x, y, n) = max(pooled(c, x, y, n), input(c, ix, iy, n));
+        output(c, x, y, n) = pooled(c, x, y, n);
         input.dim(0).set_stride(1);
         output.dim(0).set_stride(1);
-        schedule_elementwise(output, c, y, 1, schedule, get_target());  // a row a task
+        schedule_max_pool(output, pooled, c, x, y, r, kernel_w == 3 && kernel_h == 3, schedule, get_target());
     }
 };
 
