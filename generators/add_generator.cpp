@@ -29,7 +29,7 @@ public:
         output(c, p) = cast<uint8_t>(clamp(v, cast<int64_t>(0), (cast<int64_t>(1) << cast<int64_t>(out_bits)) - 1));
         for (auto* b : {&x0, &x1}) b->dim(0).set_stride(1);
         output.dim(0).set_stride(1);
-        schedule_elementwise(output, c, p, kGluePixelsPerTask, schedule, get_target());
+        schedule_elementwise(output, c, p, glue_pixels_per_task(output.dim(1).extent()), schedule, get_target());
     }
 };
 

@@ -20,7 +20,7 @@ public:
         output(c, p) = input((c % groups) * k + c / groups, p);
         input.dim(0).set_stride(1);
         output.dim(0).set_stride(1);
-        schedule_elementwise(output, c, p, kGluePixelsPerTask, schedule, get_target());
+        schedule_elementwise(output, c, p, glue_pixels_per_task(output.dim(1).extent()), schedule, get_target());
     }
 };
 

@@ -1,5 +1,5 @@
-// One Model shared by several threads, each with its own Session (and its own ISA), running
-// different inputs at the same time: every output equals the single-threaded one. Built as a
+// One Model shared by several threads, each with its own Session (its own ISA and thread count),
+// running different inputs at the same time: every output equals the single-threaded one. Built as a
 // plain test here; issue 6's ThreadSanitizer job runs the same binary.
 #include <gtest/gtest.h>
 
@@ -52,6 +52,9 @@ TEST(Concurrency, SharedModelSeparateSessions) {
                 SessionOptions o;
                 o.isa = isas[t % isas.size()];
                 o.kernels = t % 2 ? KernelChoice::u8 : KernelChoice::automatic;
+                // 1, 2 and 3 threads: sessions of several threads contend for the one pool (the
+                // loser of a loop runs it alone) and grow it.
+                o.threads = 1 + t % 3;
                 Session session(model, o);
                 for (int r = 0; r < kRounds; r++) {
                     const size_t k = size_t(t + r) % inputs.size();

@@ -3,6 +3,7 @@
 #include "halibit/isa.h"
 
 #include <atomic>
+#include <thread>
 #include <vector>
 
 #if defined(__aarch64__)
@@ -12,6 +13,7 @@
 
 #include "HalideRuntime.h"
 #include "halibit/error.h"
+#include "thread_pool.h"
 
 namespace halibit {
 namespace {
@@ -99,16 +101,12 @@ namespace {
 
 thread_local int t_threads = 0;  // the calling thread's session threads (0: not set)
 
-// Parallel kernel loops of a one-thread session run in the calling thread, without Halide's
-// thread pool: its shared work queue (one mutex, global thread count) made two Python threads
-// with one-thread sessions of their own slower together than one alone.
+// A one-thread session's loops run in the calling thread, without a pool (two Python threads
+// with one-thread sessions of their own ran slower together through Halide's shared work queue
+// than one alone); more threads share thread_pool.cpp's spinning pool.
 int do_par_for(void* user_context, halide_task_t task, int min, int size, uint8_t* closure) {
-    if (t_threads == 1) {
-        for (int x = min; x < min + size; x++)
-            if (const int r = task(user_context, x, closure)) return r;
-        return 0;
-    }
-    return halide_default_do_par_for(user_context, task, min, size, closure);
+    const int threads = t_threads > 0 ? t_threads : int(std::thread::hardware_concurrency());
+    return run_parallel_loop(threads, user_context, task, min, size, closure);
 }
 
 }  // namespace
@@ -117,7 +115,6 @@ void set_num_threads(int threads) {
     static const bool installed = (halide_set_custom_do_par_for(do_par_for), true);
     (void)installed;
     t_threads = threads;
-    if (threads > 1) halide_set_num_threads(threads);
 }
 
 }  // namespace halibit

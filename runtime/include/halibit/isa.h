@@ -37,7 +37,8 @@ private:
 };
 
 // Threads of the parallel kernel loops the calling thread runs next: 1 runs them in the calling
-// thread itself; more use Halide's (process-wide) thread pool with that many threads.
+// thread itself; more use halibit's process-wide thread pool (its workers spin briefly between
+// loops) with that many threads.
 void set_num_threads(int threads);
 
 }  // namespace halibit
