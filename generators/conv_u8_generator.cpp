@@ -2,8 +2,10 @@
 // int8 weights, int32 accumulation, groups, any stride and padding, positions outside the image
 // reading a per-input-channel pad value; int32 output or requantized codes.
 //
-//   acc(c, g, p, n) = sum_{ky, kx, ci} padded(ci, x(p) * s + kx - pad, g, y(p) * s + ky - pad, n)
+//   acc(c, g, p, n) = sum_{ky, kx, ci} padded(ci, x(p) * sx + kx - pad, g, y(p) * s + ky - pad, n)
 //                                      * w(c, ky, kx, ci)
+// with sx = x_stride, the stride s except in the runtime's row form (few input channels: the
+// kernel_w taps of a row are one tap of kernel_w x Cg channels, read from an overlapping view).
 //
 // Layouts (the contract with runtime/src/conv_u8.cpp):
 //   input      (c, x, y, n)  uint8, NHWC, c = groups * Cg
@@ -53,6 +55,9 @@ public:
     // (r, ct, cb, kx, ky, co, g); read by the AVX2 full-range library only (schedules/conv_u8.h).
     Input<Buffer<int16_t>> weights16{"weights16", 7};
     Input<int32_t> stride{"stride"};
+    // The step between windows along x: `stride`, except in the row form (runtime/src/conv_u8.cpp),
+    // whose input view's x already steps by the layer's stride.
+    Input<int32_t> x_stride{"x_stride"};
     Input<int32_t> pad{"pad"};
     Input<Buffer<int32_t>> multiplier{"multiplier", 1};  // per output channel (output_kind codes)
     Input<Buffer<int64_t>> bias{"bias", 1};
@@ -107,7 +112,7 @@ public:
                                                             : cast(layout.activation_type, code);
 
         // Output pixel p of the flattened image and its window origin.
-        FlattenedWindow fw = flattened_window(p, in_w, in_h, kw, kh, stride, pad);
+        FlattenedWindow fw = flattened_window(p, in_w, in_h, kw, kh, x_stride, stride, pad);
         Func window = fw.window;
         Expr wx = fw.x, wy = fw.y;
 

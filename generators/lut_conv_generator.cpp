@@ -83,7 +83,7 @@ public:
                                       cast<uint8_t>(0));
 
         // Output pixel p of the flattened image and its window origin.
-        FlattenedWindow fw = flattened_window(p, in_w, in_h, kw, kh, stride, pad);
+        FlattenedWindow fw = flattened_window(p, in_w, in_h, kw, kh, stride, stride, pad);
         Func window = fw.window;
         Expr wx = fw.x, wy = fw.y;
 

@@ -143,7 +143,7 @@ public:
             word_at(wd) = 2 * (k + words * G * (kx + X * ky));
         }
 
-        FlattenedWindow fw = flattened_window(p, in_w, in_h, kernel_w, kernel_h, stride, pad);
+        FlattenedWindow fw = flattened_window(p, in_w, in_h, kernel_w, kernel_h, stride, stride, pad);
         Expr wx = fw.x, wy = fw.y;
 
         // Byte accumulators, one Func per flush class: (steps per chunk in a word, words per

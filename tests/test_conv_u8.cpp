@@ -130,6 +130,11 @@ TEST_F(ConvU8, LayerShapes) {
     check_case({{1, 7, 7, 128, 130, 3, 1, 1, 1}, false, 4});
     check_case({{1, 9, 11, 64, 128, 1, 1, 0, 1}, false, 8});
     check_case({{1, 23, 21, 3, 64, 7, 2, 3, 1}, true, 8});
+    // The row form (runtime/src/conv_u8.cpp): the stem at batch 2, Fashion-MNIST's one-channel
+    // first layer, a 5x5 window of 6 channels.
+    check_case({{2, 30, 31, 3, 64, 7, 2, 3, 1}, true, 8});
+    check_case({{1, 28, 28, 1, 16, 3, 1, 1, 1}, true, 8});
+    check_case({{1, 12, 9, 6, 20, 5, 2, 2, 1}, false, 8});
     check_case({{1, 28, 28, 64, 128, 3, 2, 1, 1}, false, 8});
     check_case({{2, 13, 13, 96, 66, 5, 1, 2, 2}, true, 6});
     check_case({{2, 40, 41, 8, 70, 3, 1, 1, 1}, true, 8});  // many chunks of pixel tiles per image

@@ -14,7 +14,14 @@
 namespace halibit {
 namespace {
 
-int channel_blocks(const U8Weights& w) { return (w.in_channels_per_group + 3) / 4; }
+// The kernel's view of the weights' shape: in the row form, a kernel_h x 1 kernel of
+// row_channels channels.
+int layout_kernel_w(const U8Weights& w) { return w.row_channels ? 1 : w.kernel_w; }
+int layout_channels(const U8Weights& w) { return w.row_channels ? w.row_channels : w.in_channels_per_group; }
+int channel_blocks(const U8Weights& w) { return (layout_channels(w) + 3) / 4; }
+
+// The row form's largest row of taps (its pad values come from a table of this many zeros).
+constexpr int kMaxRowChannels = 64;
 
 // The narrow library takes weights up to this |w| at any codes (2 x 255 x 64 fits int16), so only
 // wider ones need `data16`.
@@ -23,10 +30,10 @@ constexpr int kNarrowMaxAbsWeight = 64;
 // The weights as the kernels read them: (r, c, cb, kx, ky, g), see prepare_u8_weights; channel
 // blocks [b0, b0 + bn) of each tap.
 Buffer<int8_t> weights_view(const U8Weights& w, int b0, int bn) {
-    const int cp = w.padded_channels(), cb = channel_blocks(w);
+    const int cp = w.padded_channels(), cb = channel_blocks(w), kw = layout_kernel_w(w);
     return view<int8_t>(w.data.data() + size_t(4) * cp * b0,
-                        {{4, 1}, {cp, 4}, {bn, 4 * cp}, {w.kernel_w, 4 * cp * cb}, {w.kernel_h, 4 * cp * cb * w.kernel_w},
-                         {w.groups, 4 * cp * cb * w.kernel_w * w.kernel_h}});
+                        {{4, 1}, {cp, 4}, {bn, 4 * cp}, {kw, 4 * cp * cb}, {w.kernel_h, 4 * cp * cb * kw},
+                         {w.groups, 4 * cp * cb * kw * w.kernel_h}});
 }
 
 // `data16` as (r, ct, cb, kx, ky, co, g), channel blocks [b0, b0 + bn); one unread tile where
@@ -35,10 +42,10 @@ Buffer<int16_t> weights16_view(const U8Weights& w, int b0, int bn) {
     static const int16_t kUnused[4 * kWeights16Tile] = {};  // (the kernels check the first two extents)
     if (w.data16.empty())
         return view<int16_t>(kUnused, {{4, 1}, {kWeights16Tile, 4}, {1, 0}, {1, 0}, {1, 0}, {1, 0}, {1, 0}});
-    const int cp = w.padded_channels(), cb = channel_blocks(w), t = 4 * kWeights16Tile;
-    const int tap = t * cb, tile = tap * w.kernel_w * w.kernel_h;
+    const int cp = w.padded_channels(), cb = channel_blocks(w), t = 4 * kWeights16Tile, kw = layout_kernel_w(w);
+    const int tap = t * cb, tile = tap * kw * w.kernel_h;
     return view<int16_t>(w.data16.data() + size_t(t) * b0,
-                         {{4, 1}, {kWeights16Tile, 4}, {bn, t}, {w.kernel_w, tap}, {w.kernel_h, tap * w.kernel_w},
+                         {{4, 1}, {kWeights16Tile, 4}, {bn, t}, {kw, tap}, {w.kernel_h, tap * kw},
                           {cp / kWeights16Tile, tile}, {w.groups, tile * (cp / kWeights16Tile)}});
 }
 
@@ -51,8 +58,9 @@ void check_shapes(const ActivationShape& s, const U8Weights& w, ConvGeometry g) 
     const ActivationShape o = conv_output_shape(s, w, g);
     if (o.h < 1 || o.w < 1) throw Error("conv_u8: kernel, stride or padding leave no output pixels");
     const size_t size = w.depthwise ? size_t(w.out_channels) * w.kernel_w * w.kernel_h
-                                    : size_t(4) * w.padded_channels() * channel_blocks(w) * w.kernel_w * w.kernel_h * w.groups;
-    if (w.data.size() != size || w.sums.size() != size_t(w.out_channels))
+                                    : size_t(4) * w.padded_channels() * channel_blocks(w) * layout_kernel_w(w) * w.kernel_h * w.groups;
+    if (w.data.size() != size || w.sums.size() != size_t(w.out_channels) || w.row_channels > kMaxRowChannels ||
+        (w.row_channels && (w.groups != 1 || w.row_channels % 4 || w.row_channels < w.kernel_w * w.in_channels_per_group)))
         throw Error("conv_u8: weights were not made by prepare_u8_weights");
 }
 
@@ -90,7 +98,7 @@ constexpr int kReductionChunk = 128, kReductionChunkFrom = 512;
 bool use_reduction_chunks(const U8Weights& w, Kernel normal, Kernel narrow, bool wide) {
     const Isa isa = resolved_isa(Isa::automatic);
     if (isa == Isa::avx2 && wide) return false;
-    return (isa == Isa::avx2 || isa == Isa::avx512) && w.groups == 1 &&
+    return (isa == Isa::avx2 || isa == Isa::avx512) && w.groups == 1 && !w.row_channels &&
            w.in_channels_per_group >= kReductionChunkFrom && w.in_channels_per_group % kReductionChunk == 0 &&
            !kernel_overridden(normal) && !kernel_overridden(narrow);
 }
@@ -103,7 +111,43 @@ struct Call {
     ConvGeometry geo;
     const uint8_t* pad_values;
     const Requantization& rq;
+    // The row form: the input with its border, rows of row_bytes (RowCopy).
+    const uint8_t* rows = nullptr;
+    int row_bytes = 0;
 };
+
+// The row form's input: the image with its border of pad values, each row followed by the
+// bytes a window's last row of taps reads past its last pixel (row_channels - kernel_w x C,
+// zero). The kernel reads it through an overlapping view: pixel x' of row y is the
+// row_channels bytes from the first byte of output x's window, x' = x, at stride x C bytes.
+struct RowCopy {
+    std::vector<uint8_t>& bytes;
+    int height = 0, row_bytes = 0;
+};
+
+RowCopy copy_rows(const uint8_t* codes, const ActivationShape& s, const U8Weights& w, ConvGeometry geo,
+                  const uint8_t* pad_values) {
+    thread_local std::vector<uint8_t> scratch;
+    const int p = geo.pad, c = s.c, wp = s.w + 2 * p;
+    RowCopy r{scratch, s.h + 2 * p, wp * c + (w.row_channels - w.kernel_w * c)};
+    scratch.resize(size_t(s.n) * r.height * r.row_bytes);
+    std::vector<uint8_t> border(size_t(wp) * c);  // a row of pad values
+    for (size_t i = 0; i < border.size(); i++) border[i] = pad_values[i % c];
+    for (int n = 0; n < s.n; n++)
+        for (int y = 0; y < r.height; y++) {
+            uint8_t* row = scratch.data() + (size_t(n) * r.height + y) * r.row_bytes;
+            const int iy = y - p;
+            if (iy < 0 || iy >= s.h) {
+                std::copy(border.begin(), border.end(), row);
+            } else {
+                std::copy(border.begin(), border.begin() + size_t(p) * c, row);
+                std::copy_n(codes + (size_t(n) * s.h + iy) * s.w * c, size_t(s.w) * c, row + size_t(p) * c);
+                std::copy(border.begin(), border.begin() + size_t(p) * c, row + size_t(p + s.w) * c);
+            }
+            std::fill(row + size_t(wp) * c, row + r.row_bytes, uint8_t(0));
+        }
+    return r;
+}
 
 // One kernel call over input channels [c0, c0 + cn): all of them (cn = groups x channels per
 // group), or one reduction chunk (one group, c0 and cn multiples of 4).
@@ -115,7 +159,18 @@ void call_conv(Kernel k, const Call& a, int c0, int cn, int32_t chunk, T* out) {
     const int cog = w.out_channels_per_group();
     auto in = view<uint8_t>(a.codes + c0, {{cn, 1}, {s.w, s.c}, {s.h, s.c * s.w}, {s.n, s.c * s.w * s.h}});
     auto pads = view<uint8_t>(a.pad_values + c0, {{cn, 1}});
-    const int cg = cn / w.groups;
+    int cg = cn / w.groups;
+    int32_t x_stride = a.geo.stride, pad = a.geo.pad;
+    if (a.rows) {
+        static const uint8_t kZeros[kMaxRowChannels] = {};  // (no border left to pad)
+        const int height = s.h + 2 * a.geo.pad;
+        in = view<uint8_t>(a.rows, {{w.row_channels, 1}, {o.w, a.geo.stride * s.c}, {height, a.row_bytes},
+                                    {s.n, height * a.row_bytes}});
+        pads = view<uint8_t>(kZeros, {{w.row_channels, 1}});
+        cg = w.row_channels;
+        x_stride = 1;
+        pad = 0;
+    }
     auto weights = weights_view(w, c0 / 4, (cg + 3) / 4);
     auto weights16 = weights16_view(w, c0 / 4, (cg + 3) / 4);
     // NHWC output as (c, g, p, n), p = y * width + x.
@@ -132,7 +187,7 @@ void call_conv(Kernel k, const Call& a, int c0, int cn, int32_t chunk, T* out) {
     call_kernel_of<Kernel::halibit_conv_u8_int32, Kernel::halibit_conv_u8_codes, Kernel::halibit_conv_u8_narrow_int32,
                    Kernel::halibit_conv_u8_narrow_codes>(
         k, in.raw_buffer(), pads.raw_buffer(), weights.raw_buffer(), weights16.raw_buffer(), int32_t(a.geo.stride),
-        int32_t(a.geo.pad), multiplier.raw_buffer(), bias.raw_buffer(), int32_t(a.rq.shift), int32_t(a.rq.out_bits),
+        x_stride, pad, multiplier.raw_buffer(), bias.raw_buffer(), int32_t(a.rq.shift), int32_t(a.rq.out_bits),
         cg % 4 == 0, chunk, sums.raw_buffer(), ones.raw_buffer(), output.raw_buffer());
 }
 
@@ -164,7 +219,12 @@ void run(Kernel normal, Kernel narrow, const uint8_t* codes, const ActivationSha
                        output.raw_buffer());
         return;
     }
-    const Call call{codes, s, w, geo, pad_values, rq};
+    Call call{codes, s, w, geo, pad_values, rq};
+    if (w.row_channels) {
+        const RowCopy rows = copy_rows(codes, s, w, geo, pad_values);
+        call.rows = rows.bytes.data();
+        call.row_bytes = rows.row_bytes;
+    }
     const int cin = w.in_channels_per_group;
     const int32_t chunk_all = narrow_chunk(w, channel_blocks(w), max_code);  // an argument of the kernel
     if (!use_reduction_chunks(w, normal, narrow, chunk_all == 0)) {
@@ -215,6 +275,20 @@ U8Weights prepare_u8_weights(const int8_t* ohwi, int out_channels, int kernel_h,
                     w.sums[o] += v;
                 }
         return w;
+    }
+    // The row form where it reads fewer padded channels (one group, Cg not a multiple of 4): the
+    // weights of a row of taps, kx-major as the NHWC row holds their inputs, zero-padded.
+    const int row = (kernel_w * cin_per_group + 3) / 4 * 4;
+    std::vector<int8_t> rows;
+    if (groups == 1 && cin_per_group % 4 && kernel_w > 1 && row <= kMaxRowChannels &&
+        row < kernel_w * ((cin_per_group + 3) / 4 * 4)) {
+        w.row_channels = row;
+        rows.assign(size_t(out_channels) * kernel_h * row, 0);
+        for (size_t oy = 0; oy < size_t(out_channels) * kernel_h; oy++)
+            std::copy_n(ohwi + oy * kernel_w * cin_per_group, kernel_w * cin_per_group, rows.begin() + oy * row);
+        ohwi = rows.data();
+        kernel_w = 1;
+        cin_per_group = row;
     }
     const int cp = w.padded_channels(), cb = channel_blocks(w), cog = out_channels / groups;
     w.data.assign(size_t(4) * cp * cb * kernel_w * kernel_h * groups, 0);

@@ -159,6 +159,12 @@ struct U8Weights : WeightShape {
     // One input channel per group and one output channel per input channel: the depthwise
     // kernel runs it, with `data` laid out (c, kx, ky).
     bool depthwise = false;
+    // The row form, for one group of few input channels (an RGB first layer): the kernel_w taps
+    // of Cg channels, adjacent in an NHWC row, are one tap of row_channels = kernel_w x Cg
+    // rounded up to 4 channels, so that the channel padding is paid once per row of the window
+    // instead of once per tap (7x7 RGB: 7 x 24 products for 147 MACs, not 49 x 4). `data` is then
+    // laid out as for a kernel_h x 1 kernel of row_channels channels. 0: the normal layout.
+    int row_channels = 0;
 };
 U8Weights prepare_u8_weights(const int8_t* ohwi, int out_channels, int kernel_h, int kernel_w, int in_channels_per_group,
                              int groups);
