@@ -92,7 +92,10 @@ struct ConvChoice {
 // `auto` takes bitserial where few pairs are summed (per layer, `halibit bench --kernels
 // bitserial|u8`, ResNet-18 and the Fashion-MNIST models):
 //   W x A = 1: always (1.0-3.6x conv_u8 on every layer, avx512 and avx2).
-//   W x A <= 4 on avx512: layers of at least 16M MACs (below, packing and tile setup dominate).
+//   W x A = 2 on avx512: layers of at least 16M MACs (below, packing and tile setup dominate).
+//     W x A = 4 runs conv_u8's VNNI: halibit-bench-kernels, ResNet-18 layers, the W2A2 tables
+//     took 1.1-1.3x conv_u8's time on every layer on an Intel Xeon (AVX-512, AMX) and 0.70 against
+//     0.77 of oneDNN on an AMD Zen 5; W1A2 on the vpopcntq kernels 0.7-1.1x its time.
 //   W x A <= 4 on avx2: where the table kernels run it, with at least 64 output channels per
 //     group (the W1 and W2 tables' tile width).
 //   arm64, scalar: W x A <= 4 (not measured on hardware here: qemu only).
@@ -142,7 +145,7 @@ inline ConvChoice choose_conv(KernelChoice choice, const ConvChoiceInput& c) {
     bool bitserial = pairs == 1;
     if (pairs > 1 && pairs <= 4) {
         switch (c.isa) {
-        case Isa::avx512: bitserial = c.macs >= kBitserialMinMacsAvx512; break;
+        case Isa::avx512: bitserial = pairs <= 2 && c.macs >= kBitserialMinMacsAvx512; break;
         case Isa::avx2:
             bitserial = c.out_channels_per_group >= kTableMinOutChannelsAvx2 &&
                         choose_bitserial_kernel(c.isa, false, c.weight_bits, c.taps, c.window, c.activation_bits) ==
