@@ -41,11 +41,14 @@ def cpu() -> tuple[str, bool]:
             elif key == "flags" and not flags:
                 flags = value
     avx512 = "avx512_vnni" in flags.split() and "avx512_vpopcntdq" in flags.split()
-    return f"{model} (cpu family {family}, {os.cpu_count()} cores, {'AVX-512 VNNI/VPOPCNTDQ' if avx512 else 'AVX2, no AVX-512'})", avx512
+    isa = "AVX-512 VNNI/VPOPCNTDQ" if avx512 else "AVX2, no AVX-512"
+    if "amx_int8" in flags.split():
+        isa += ", AMX-INT8"
+    return f"{model} (cpu family {family}, {os.cpu_count()} cores, {isa})", avx512
 
 
-def bench(binary: str, engines: list[str], env: dict, repetitions: int, min_time: float) -> dict:
-    """Fastest real time per (engine, layer) in seconds."""
+def bench(binary: str, engines: list[str], env: dict, repetitions: int, min_time: float) -> tuple[dict, list[str]]:
+    """Fastest real time per (engine, layer) in seconds, and the implementations oneDNN ran."""
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "bench.json")
         cmd = [binary, f"--benchmark_filter=^conv/({'|'.join(map(re.escape, engines))})/.*threads:1$",
@@ -57,14 +60,17 @@ def bench(binary: str, engines: list[str], env: dict, repetitions: int, min_time
         if r.returncode != 0:
             raise RuntimeError(f"halibit-bench-kernels failed:\n{r.stderr[-2000:]}")
         times: dict = {}
+        onednn: list[str] = []
         for b in json.load(open(out))["benchmarks"]:
             if b.get("run_type") != "iteration" or b.get("error_occurred") or b.get("skipped"):
                 continue
             _, engine, layer, _ = b["run_name"].split("/")
+            if engine == "onednn_u8s8" and b.get("label") and b["label"] not in onednn:
+                onednn.append(b["label"])
             t = b["real_time"] * {"us": 1e-6, "ms": 1e-3, "ns": 1e-9}[b["time_unit"]]
             key = (engine, layer)
             times[key] = min(t, times.get(key, t))
-        return times
+        return times, onednn
 
 
 def ratio_table(times: dict, engines: list[str], suffix: str = "") -> list[str]:
@@ -124,11 +130,12 @@ def main(argv=None) -> int:
     ]
     for isa, env, what in settings:
         engines = PEERS + [f"{e}_{isa}" for e in HALIBIT]
-        times = bench(binary, engines, env, args.repetitions, args.min_time)
+        times, onednn = bench(binary, engines, env, args.repetitions, args.min_time)
         env_text = " ".join(f"{k}={v}" for k, v in env.items())
         lines += [f"## {isa}: halibit's `_{isa}` engines, {what}", "",
                   f"`{env_text + ' ' if env_text else ''}{binary} --benchmark_filter='^conv/(...)/.*threads:1$'"
-                  f" --benchmark_repetitions={args.repetitions} --benchmark_enable_random_interleaving=true`", ""]
+                  f" --benchmark_repetitions={args.repetitions} --benchmark_enable_random_interleaving=true`", "",
+                  "oneDNN ran " + (", ".join(f"`{x}`" for x in onednn) or "(no implementation reported)") + ".", ""]
         lines += ratio_table(times, engines)
         lines.append("")
     with open(args.out, "w") as f:
