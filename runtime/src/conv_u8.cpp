@@ -5,6 +5,7 @@
 #include <string>
 #include <type_traits>
 
+#include "HalideRuntime.h"
 #include "kernel_args.h"
 #include "dispatch.h"
 #include "halibit/error.h"
@@ -84,21 +85,42 @@ int largest_code(const uint8_t* codes, const ActivationShape& s, const uint8_t* 
     return pad_values ? std::max(m, int(*std::max_element(pad_values, pad_values + s.c))) : m;
 }
 
-// Reduction chunks: on x86, a layer with many input channels (and one group) runs as one call
-// of the int32 library per kReductionChunk input channels, the sums added here and then
-// requantized. Each call's pixel tiles then share a smaller slice of a channel tile's weights:
-// at 7x7x512 one 64-channel tile's weights (295 KB on avx512) were otherwise streamed from L2 by
-// each of its 7 pixel tiles. With fewer channels (14x14x256: 28 pixel tiles share each weight
-// slice) the extra passes cost more than they save, hence only from 512 channels. arm64 keeps one call (its dot-product
-// kernels add 128 x the whole weight sum). Nor does the AVX2 full-range library (`wide`): it
-// reads its tile's weights from `data16`, contiguous, and ran 1.07x faster at 7x7x512 in one
-// call than in chunks (the loop over a tap's channel blocks is then 4x longer).
+// Reduction chunks: on x86, a layer of several taps with many input channels (and one group)
+// runs as one call of the int32 library per kReductionChunk input channels, the sums added here
+// and then requantized. Each call's pixel tiles then share a smaller slice of a channel tile's
+// weights: at 7x7x512 (3x3) one 64-channel tile's weights (295 KB on avx512) were otherwise
+// streamed from L2 by each of its 7 pixel tiles. With fewer channels (14x14x256: 28 pixel tiles
+// share each weight slice) the extra passes cost more than they save, hence only from 512
+// channels; and not for 1x1 kernels, whose slices are a ninth of that: ResNet-50's 1x1 layers of
+// 512 to 2048 channels in chunks made the network 1.05x slower at one thread and 1.25x at two.
+// arm64 keeps one call (its dot-product kernels add 128 x the whole weight sum). Nor does the
+// AVX2 full-range library (`wide`): it reads its tile's weights from `data16`, contiguous, and
+// ran 1.07x faster at 7x7x512 in one call than in chunks (the loop over a tap's channel blocks is
+// then 4x longer).
 constexpr int kReductionChunk = 128, kReductionChunkFrom = 512;
+
+// acc += part over n sums, as a parallel loop of the kernels' thread pool (in one thread, a 1x1
+// layer's many chunks left the second thread idle for most of the layer).
+void add_partial_sums(int32_t* acc, const int32_t* part, size_t n) {
+    struct Closure {
+        int32_t* acc;
+        const int32_t* part;
+        size_t n;
+    } c{acc, part, n};
+    constexpr size_t kBlock = 16384;
+    auto task = [](void*, int t, uint8_t* closure) -> int {
+        const Closure& c = *reinterpret_cast<const Closure*>(closure);
+        const size_t begin = size_t(t) * kBlock, end = std::min(c.n, begin + kBlock);
+        for (size_t i = begin; i < end; i++) c.acc[i] += c.part[i];
+        return 0;
+    };
+    halide_do_par_for(nullptr, task, 0, int((n + kBlock - 1) / kBlock), reinterpret_cast<uint8_t*>(&c));
+}
 
 bool use_reduction_chunks(const U8Weights& w, Kernel normal, Kernel narrow, bool wide) {
     const Isa isa = resolved_isa(Isa::automatic);
     if (isa == Isa::avx2 && wide) return false;
-    return (isa == Isa::avx2 || isa == Isa::avx512) && w.groups == 1 && !w.row_channels &&
+    return (isa == Isa::avx2 || isa == Isa::avx512) && w.groups == 1 && !w.row_channels && w.kernel_h * w.kernel_w > 1 &&
            w.in_channels_per_group >= kReductionChunkFrom && w.in_channels_per_group % kReductionChunk == 0 &&
            !kernel_overridden(normal) && !kernel_overridden(narrow);
 }
@@ -245,8 +267,7 @@ void run(Kernel normal, Kernel narrow, const uint8_t* codes, const ActivationSha
     const Kernel k = chunk ? Kernel::halibit_conv_u8_narrow_int32 : Kernel::halibit_conv_u8_int32;
     for (int c0 = 0; c0 < cin; c0 += kReductionChunk) {
         call_conv(k, call, c0, kReductionChunk, chunk, c0 == 0 ? acc : part.data());
-        if (c0 > 0)
-            for (size_t i = 0; i < n; i++) acc[i] += part[i];
+        if (c0 > 0) add_partial_sums(acc, part.data(), n);
     }
     if constexpr (!std::is_same_v<T, int32_t>)
         requantize(Kernel::halibit_requantize_codes, acc, o, 1, rq, output_view(out, o, 1));
