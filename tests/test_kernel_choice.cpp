@@ -26,13 +26,14 @@ TEST(KernelChoice, BinaryLayersAlwaysRunBitserial) {
 TEST(KernelChoice, TwoBitLayersFollowTheIsaAndSize) {
     const WeightEncoding s = WeightEncoding::signed_;
     // avx512: two plane pairs on the bit-serial kernels from 16M MACs; four on conv_u8's VNNI.
-    EXPECT_EQ(pick(KernelChoice::automatic, s, 1, 2, Isa::avx512, kResNetLayer), ConvAlgorithm::bitserial);
-    EXPECT_EQ(pick(KernelChoice::automatic, s, 1, 2, Isa::avx512, kFashionLayer), ConvAlgorithm::u8);
-    EXPECT_EQ(pick(KernelChoice::automatic, s, 1, 2, Isa::avx512, kBitserialMinMacsAvx512), ConvAlgorithm::bitserial);
-    EXPECT_EQ(pick(KernelChoice::automatic, s, 1, 2, Isa::avx512, kBitserialMinMacsAvx512 - 1), ConvAlgorithm::u8);
+    const WeightEncoding b = WeightEncoding::binary;
+    EXPECT_EQ(pick(KernelChoice::automatic, b, 1, 2, Isa::avx512, kResNetLayer), ConvAlgorithm::bitserial);
+    EXPECT_EQ(pick(KernelChoice::automatic, b, 1, 2, Isa::avx512, kFashionLayer), ConvAlgorithm::u8);
+    EXPECT_EQ(pick(KernelChoice::automatic, b, 1, 2, Isa::avx512, kBitserialMinMacsAvx512), ConvAlgorithm::bitserial);
+    EXPECT_EQ(pick(KernelChoice::automatic, b, 1, 2, Isa::avx512, kBitserialMinMacsAvx512 - 1), ConvAlgorithm::u8);
     EXPECT_EQ(pick(KernelChoice::automatic, s, 2, 1, Isa::avx512, kResNetLayer), ConvAlgorithm::bitserial);
     EXPECT_EQ(pick(KernelChoice::automatic, s, 2, 2, Isa::avx512, kResNetLayer), ConvAlgorithm::u8);
-    EXPECT_EQ(pick(KernelChoice::automatic, s, 1, 4, Isa::avx512, kResNetLayer), ConvAlgorithm::u8);
+    EXPECT_EQ(pick(KernelChoice::automatic, b, 1, 4, Isa::avx512, kResNetLayer), ConvAlgorithm::u8);
     // avx2: the table kernels, from 64 output channels per group and while their 16-bit sums fit.
     EXPECT_EQ(pick(KernelChoice::automatic, s, 2, 2, Isa::avx2, kResNetLayer), ConvAlgorithm::bitserial);
     EXPECT_EQ(pick(KernelChoice::automatic, s, 2, 2, Isa::avx2, kFashionLayer, true, 32, 32 * 9), ConvAlgorithm::u8);
