@@ -125,6 +125,15 @@ bool use_reduction_chunks(const U8Weights& w, Kernel normal, Kernel narrow, bool
            !kernel_overridden(normal) && !kernel_overridden(narrow);
 }
 
+// The row form's input: the image with its border of pad values, each row followed by the
+// bytes a window's last row of taps reads past its last pixel (row_channels - kernel_w x C,
+// zero). The kernel reads it through an overlapping view: pixel x' of row y is the
+// row_channels bytes from the first byte of output x's window, x' = x, at stride x C bytes.
+struct RowCopy {
+    std::vector<uint8_t>* scratch = nullptr;
+    int height = 0, row_bytes = 0;
+};
+
 // The arguments every call shares.
 struct Call {
     const uint8_t* codes;
@@ -133,25 +142,14 @@ struct Call {
     ConvGeometry geo;
     const uint8_t* pad_values;
     const Requantization& rq;
-    // The row form: the input with its border, rows of row_bytes (RowCopy).
-    const uint8_t* rows = nullptr;
-    int row_bytes = 0;
-};
-
-// The row form's input: the image with its border of pad values, each row followed by the
-// bytes a window's last row of taps reads past its last pixel (row_channels - kernel_w x C,
-// zero). The kernel reads it through an overlapping view: pixel x' of row y is the
-// row_channels bytes from the first byte of output x's window, x' = x, at stride x C bytes.
-struct RowCopy {
-    std::vector<uint8_t>& bytes;
-    int height = 0, row_bytes = 0;
+    const RowCopy* rows = nullptr;  // the row form's input (copy_rows)
 };
 
 RowCopy copy_rows(const uint8_t* codes, const ActivationShape& s, const U8Weights& w, ConvGeometry geo,
                   const uint8_t* pad_values) {
     thread_local std::vector<uint8_t> scratch;
     const int p = geo.pad, c = s.c, wp = s.w + 2 * p;
-    RowCopy r{scratch, s.h + 2 * p, wp * c + (w.row_channels - w.kernel_w * c)};
+    RowCopy r{&scratch, s.h + 2 * p, wp * c + (w.row_channels - w.kernel_w * c)};
     scratch.resize(size_t(s.n) * r.height * r.row_bytes);
     std::vector<uint8_t> border(size_t(wp) * c);  // a row of pad values
     for (size_t i = 0; i < border.size(); i++) border[i] = pad_values[i % c];
@@ -185,9 +183,9 @@ void call_conv(Kernel k, const Call& a, int c0, int cn, int32_t chunk, T* out) {
     int32_t x_stride = a.geo.stride, pad = a.geo.pad;
     if (a.rows) {
         static const uint8_t kZeros[kMaxRowChannels] = {};  // (no border left to pad)
-        const int height = s.h + 2 * a.geo.pad;
-        in = view<uint8_t>(a.rows, {{w.row_channels, 1}, {o.w, a.geo.stride * s.c}, {height, a.row_bytes},
-                                    {s.n, height * a.row_bytes}});
+        const RowCopy& r = *a.rows;
+        in = view<uint8_t>(r.scratch->data(), {{w.row_channels, 1}, {o.w, a.geo.stride * s.c}, {r.height, r.row_bytes},
+                                               {s.n, r.height * r.row_bytes}});
         pads = view<uint8_t>(kZeros, {{w.row_channels, 1}});
         cg = w.row_channels;
         x_stride = 1;
@@ -242,10 +240,10 @@ void run(Kernel normal, Kernel narrow, const uint8_t* codes, const ActivationSha
         return;
     }
     Call call{codes, s, w, geo, pad_values, rq};
+    RowCopy rows;
     if (w.row_channels) {
-        const RowCopy rows = copy_rows(codes, s, w, geo, pad_values);
-        call.rows = rows.bytes.data();
-        call.row_bytes = rows.row_bytes;
+        rows = copy_rows(codes, s, w, geo, pad_values);
+        call.rows = &rows;
     }
     const int cin = w.in_channels_per_group;
     const int32_t chunk_all = narrow_chunk(w, channel_blocks(w), max_code);  // an argument of the kernel
